@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// casAttempts bounds a compare-and-set loop. Each lost round means another
+// writer won, so the system as a whole always progresses; the bound only
+// stops one caller from spinning forever under extreme contention.
+const casAttempts = 200
+
+// Reserve atomically adds n to the use counter key, only if the result stays
+// at or below limit, and returns the new value. When it would exceed limit it
+// writes nothing and returns a *LimitError (ErrLimitReached). Counters only
+// ever go up: there is no way to decrement or delete one through this
+// package, so a crash after Reserve still counts the use (conservative).
+func (s *Store) Reserve(ctx context.Context, key string, n, limit uint64) (uint64, error) {
+	if n == 0 {
+		return 0, fmt.Errorf("%w: Reserve of 0 uses", ErrInvalid)
+	}
+	var result uint64
+	err := s.casLoop(ctx, Counters, key, func(cur uint64, _ []byte, found bool) ([]byte, error) {
+		if cur > math.MaxUint64-n || cur+n > limit {
+			return nil, &LimitError{Key: key, Current: cur, Requested: n, Limit: limit}
+		}
+		result = cur + n
+		return encodeVersion(result, nil), nil
+	})
+	return result, err
+}
+
+// Counter returns the current value of a use counter (0 if never reserved).
+func (s *Store) Counter(ctx context.Context, key string) (uint64, error) {
+	v, _, err := s.register(ctx, Counters, key)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// AdvanceVersion sets the version register key to v together with value
+// (for policies: the signed policy document), only if v is strictly greater
+// than the current version. Presenting an older or equal version again
+// returns a *StaleError (ErrStale): rollback and replay are refused.
+func (s *Store) AdvanceVersion(ctx context.Context, key string, v uint64, value []byte) error {
+	if v == 0 {
+		return fmt.Errorf("%w: version 0", ErrInvalid)
+	}
+	if err := checkValue(append(make([]byte, 8, 8+len(value)), value...)); err != nil {
+		return err
+	}
+	return s.casLoop(ctx, Versions, key, func(cur uint64, _ []byte, found bool) ([]byte, error) {
+		if found && v <= cur {
+			return nil, &StaleError{Key: key, Current: cur, Presented: v}
+		}
+		return encodeVersion(v, value), nil
+	})
+}
+
+// Version returns the current version of register key and the value stored
+// with it. A register never advanced yields ErrNotFound.
+func (s *Store) Version(ctx context.Context, key string) (uint64, []byte, error) {
+	return s.register(ctx, Versions, key)
+}
+
+func (s *Store) register(ctx context.Context, b Bucket, key string) (uint64, []byte, error) {
+	raw, _, err := s.Get(ctx, b, key)
+	if err != nil {
+		return 0, nil, err
+	}
+	return decodeVersion(raw, b, key)
+}
+
+// next computes the value to write from the current number and payload.
+type next func(cur uint64, payload []byte, found bool) ([]byte, error)
+
+// casLoop reads key, asks f for the new value, and writes it with
+// compare-and-set, retrying with jittered backoff when another writer got
+// there first.
+func (s *Store) casLoop(ctx context.Context, b Bucket, key string, f next) error {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return err
+	}
+	if err := checkKeyName(key); err != nil {
+		return err
+	}
+	for attempt := range casAttempts {
+		err := s.casOnce(ctx, kv, b, key, f)
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrExists) {
+			return err
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s/%s: gave up after %d compare-and-set attempts", ErrContention, b, key, casAttempts)
+}
+
+func (s *Store) casOnce(ctx context.Context, kv jetstream.KeyValue, b Bucket, key string, f next) error {
+	var cur uint64
+	var payload []byte
+	e, err := kv.Get(ctx, key)
+	found := err == nil
+	switch {
+	case found:
+		if cur, payload, err = decodeVersion(e.Value(), b, key); err != nil {
+			return err
+		}
+	case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
+		return mapErr(err, b, key)
+	}
+	val, err := f(cur, payload, found)
+	if err != nil {
+		return err
+	}
+	if found {
+		_, err = kv.Update(ctx, key, val, e.Revision())
+	} else {
+		_, err = kv.Create(ctx, key, val)
+	}
+	return mapErr(err, b, key)
+}
+
+// backoff sleeps a random time that grows with attempt, capped at ~20 ms.
+func backoff(ctx context.Context, attempt int) error {
+	ceiling := time.Duration(1<<min(attempt, 10)) * 20 * time.Microsecond
+	t := time.NewTimer(rand.N(ceiling) + time.Microsecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// encodeVersion lays out a register: 8-byte big-endian number, then payload.
+func encodeVersion(v uint64, payload []byte) []byte {
+	out := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint64(out, v)
+	return append(out, payload...)
+}
+
+func decodeVersion(raw []byte, b Bucket, key string) (uint64, []byte, error) {
+	if len(raw) < 8 || (b == Counters && len(raw) != 8) {
+		return 0, nil, fmt.Errorf("%w: %s/%s: %d bytes", ErrCorrupt, b, key, len(raw))
+	}
+	return binary.BigEndian.Uint64(raw), raw[8:], nil
+}
