@@ -1,0 +1,106 @@
+// Command svmtrain trains a linear SVM (internal/ml) on every CSV input, over the
+// features all inputs share, with the native host kernels. An input named "model" (or of
+// kind "model") is a model to fine-tune. Params: JSON of ml.Config plus "label". It
+// writes the model as JSON to the output "model" of kind model.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+
+	"github.com/styx-tee/styx/guest"
+	"github.com/styx-tee/styx/internal/ml"
+)
+
+type params struct {
+	ml.Config
+	Label string `json:"label"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		guest.Logf("svmtrain: %v", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	p := params{Label: ml.LabelColumn}
+	if err := guest.ParamsJSON(&p); err != nil {
+		return fmt.Errorf("params: %w", err)
+	}
+	ins, err := guest.Inputs()
+	if err != nil {
+		return err
+	}
+	var sets []*ml.Dataset
+	var warm *ml.Model
+	for _, in := range ins {
+		if in.Name == "model" || in.Kind == "model" {
+			if warm, err = readModel(in.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		d, err := readCSV(in.Name, p.Label)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, d)
+	}
+	if len(sets) == 0 {
+		return fmt.Errorf("no data inputs")
+	}
+	feats := ml.CommonFeatures(sets...)
+	if warm != nil {
+		feats = warm.Features
+	}
+	data, err := ml.Merge(feats, sets...)
+	if err != nil {
+		return err
+	}
+	m, err := ml.Train(guest.Kernels{}, data, p.Config, warm)
+	if err != nil {
+		return err
+	}
+	guest.Logf("svmtrain: %d rows, %d features, %d epochs in total", data.Rows(), len(feats), m.Epochs)
+	return writeModel(m)
+}
+
+func readCSV(name, label string) (*ml.Dataset, error) {
+	r, err := guest.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	d, err := ml.ReadCSV(bufio.NewReaderSize(r, 64<<10), label)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: %w", name, err)
+	}
+	return d, nil
+}
+
+func readModel(name string) (*ml.Model, error) {
+	r, err := guest.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return ml.ReadModel(r)
+}
+
+func writeModel(m *ml.Model) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	out, err := guest.Create("model", guest.Model)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(b); err != nil {
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,45 @@
+//go:build !wasip1
+
+package guest
+
+import (
+	"unsafe"
+
+	"github.com/styx-tee/styx/internal/ml"
+)
+
+// Outside the sandbox every host call fails and the kernels run in plain Go.
+
+func hostInputs(unsafe.Pointer, uint32) int32                        { return -errnoNotInSandbox }
+func hostParams(unsafe.Pointer, uint32) int32                        { return -errnoNotInSandbox }
+func hostOpen(unsafe.Pointer, uint32) int32                          { return -errnoNotInSandbox }
+func hostCreate(unsafe.Pointer, uint32, unsafe.Pointer, uint32) int32 { return -errnoNotInSandbox }
+func hostRead(int32, unsafe.Pointer, uint32) int32                   { return -errnoNotInSandbox }
+func hostWrite(int32, unsafe.Pointer, uint32) int32                  { return -errnoNotInSandbox }
+func hostClose(int32) int32                                          { return -errnoNotInSandbox }
+func hostLog(unsafe.Pointer, uint32)                                 {}
+func hostQueryRequest(unsafe.Pointer, uint32) int32                  { return -errnoNotInSandbox }
+func hostQueryRespond(unsafe.Pointer, uint32) int32                  { return -errnoNotInSandbox }
+
+func f64s(p unsafe.Pointer, n uint32) []float64 {
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float64)(p), n)
+}
+
+func hostDot(n uint32, x, y unsafe.Pointer) float64 { return ml.Dot(f64s(x, n), f64s(y, n)) }
+
+func hostAxpy(n uint32, alpha float64, x, y unsafe.Pointer) {
+	ml.Axpy(alpha, f64s(x, n), f64s(y, n))
+}
+
+func hostScal(n uint32, alpha float64, x unsafe.Pointer) { ml.Scal(alpha, f64s(x, n)) }
+
+func hostGemv(trans, m, n uint32, alpha float64, a, x unsafe.Pointer, beta float64, y unsafe.Pointer) {
+	xn, yn := n, m
+	if trans != 0 {
+		xn, yn = m, n
+	}
+	ml.Gemv(trans != 0, int(m), int(n), alpha, f64s(a, m*n), f64s(x, xn), beta, f64s(y, yn))
+}

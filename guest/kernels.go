@@ -1,0 +1,63 @@
+package guest
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+func fptr(x []float64) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(x)) }
+
+// Dot returns x·y, computed by the host.
+func Dot(x, y []float64) float64 {
+	mustLen("dot", len(x), len(y))
+	return hostDot(uint32(len(x)), fptr(x), fptr(y))
+}
+
+// Axpy computes y += alpha*x on the host.
+func Axpy(alpha float64, x, y []float64) {
+	mustLen("axpy", len(x), len(y))
+	hostAxpy(uint32(len(x)), alpha, fptr(x), fptr(y))
+}
+
+// Scal computes x *= alpha on the host.
+func Scal(alpha float64, x []float64) { hostScal(uint32(len(x)), alpha, fptr(x)) }
+
+// Gemv computes y = alpha*op(A)*x + beta*y on the host, for a row-major m×n matrix A
+// (op(A) = Aᵀ if trans).
+func Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y []float64) {
+	xn, yn := n, m
+	if trans {
+		xn, yn = m, n
+	}
+	if m < 0 || n < 0 || len(a) != m*n || len(x) != xn || len(y) != yn {
+		panic(fmt.Sprintf("guest: gemv %d×%d with a %d, x %d, y %d", m, n, len(a), len(x), len(y)))
+	}
+	t := uint32(0)
+	if trans {
+		t = 1
+	}
+	hostGemv(t, uint32(m), uint32(n), alpha, fptr(a), fptr(x), beta, fptr(y))
+}
+
+func mustLen(op string, a, b int) {
+	if a != b {
+		panic(fmt.Sprintf("guest: %s of vectors of length %d and %d", op, a, b))
+	}
+}
+
+// Kernels runs the ml kernels on the host (it satisfies ml.Kernels).
+type Kernels struct{}
+
+// Dot implements ml.Kernels.
+func (Kernels) Dot(x, y []float64) float64 { return Dot(x, y) }
+
+// Axpy implements ml.Kernels.
+func (Kernels) Axpy(alpha float64, x, y []float64) { Axpy(alpha, x, y) }
+
+// Scal implements ml.Kernels.
+func (Kernels) Scal(alpha float64, x []float64) { Scal(alpha, x) }
+
+// Gemv implements ml.Kernels.
+func (Kernels) Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y []float64) {
+	Gemv(trans, m, n, alpha, a, x, beta, y)
+}

@@ -1,0 +1,76 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/styx-tee/styx/internal/ml"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// The kernels read float64 vectors in place: a guest vector is a view of the guest's
+// linear memory reinterpreted as []float64. That is sound because wasm memory is
+// little-endian like the hosts we accept (New refuses big-endian hosts), the view is
+// bounds-checked by Memory.Read, and we require 8-byte alignment (Go guests always
+// have it); the memory cannot grow during a host call, so the view stays valid.
+func kernelFuncs() []hostFunc {
+	return []hostFunc{
+		{"dot", kDot, []api.ValueType{i32, i32, i32}, []api.ValueType{f64}},
+		{"axpy", kAxpy, []api.ValueType{i32, f64, i32, i32}, nil},
+		{"scal", kScal, []api.ValueType{i32, f64, i32}, nil},
+		{"gemv", kGemv, []api.ValueType{i32, i32, i32, f64, i32, i32, f64, i32}, nil},
+	}
+}
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// floats returns a view of n float64 values at ptr in guest memory, or ends the run.
+func floats(m api.Module, ptr uint32, n uint64) []float64 {
+	if n == 0 {
+		return nil
+	}
+	if n > (1<<32)/8 {
+		panic(faultf(ErrGuestFault, "kernel call with %d elements", n))
+	}
+	b := guestBytes(m, ptr, uint32(n*8))
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if uintptr(p)%8 != 0 {
+		panic(faultf(ErrGuestFault, "kernel call with a float64 vector at %#x not 8-byte aligned", ptr))
+	}
+	return unsafe.Slice((*float64)(p), n)
+}
+
+func kDot(_ context.Context, m api.Module, stack []uint64) {
+	n := uint64(api.DecodeU32(stack[0]))
+	x, y := floats(m, api.DecodeU32(stack[1]), n), floats(m, api.DecodeU32(stack[2]), n)
+	stack[0] = api.EncodeF64(ml.Dot(x, y))
+}
+
+func kAxpy(_ context.Context, m api.Module, stack []uint64) {
+	n := uint64(api.DecodeU32(stack[0]))
+	alpha := api.DecodeF64(stack[1])
+	ml.Axpy(alpha, floats(m, api.DecodeU32(stack[2]), n), floats(m, api.DecodeU32(stack[3]), n))
+}
+
+func kScal(_ context.Context, m api.Module, stack []uint64) {
+	n := uint64(api.DecodeU32(stack[0]))
+	ml.Scal(api.DecodeF64(stack[1]), floats(m, api.DecodeU32(stack[2]), n))
+}
+
+// kGemv: gemv(trans, m, n, alpha, a, x, beta, y) with a row-major m×n matrix a.
+func kGemv(_ context.Context, mod api.Module, stack []uint64) {
+	trans := api.DecodeU32(stack[0]) != 0
+	m, n := uint64(api.DecodeU32(stack[1])), uint64(api.DecodeU32(stack[2]))
+	alpha, beta := api.DecodeF64(stack[3]), api.DecodeF64(stack[6])
+	xn, yn := n, m
+	if trans {
+		xn, yn = m, n
+	}
+	if m*n > (1<<32)/8 { // m, n < 2³² so m*n cannot overflow 64 bits
+		panic(faultf(ErrGuestFault, "gemv of a %d×%d matrix", m, n))
+	}
+	a := floats(mod, api.DecodeU32(stack[4]), m*n)
+	x, y := floats(mod, api.DecodeU32(stack[5]), xn), floats(mod, api.DecodeU32(stack[7]), yn)
+	ml.Gemv(trans, int(m), int(n), alpha, a, x, beta, y)
+}

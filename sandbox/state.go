@@ -1,0 +1,125 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+)
+
+// Error numbers returned (negated) by host functions to the guest. They are part of the
+// ABI: see docs/sandbox.md.
+const (
+	errnoBadHandle = 1 // no such open handle, or wrong direction
+	errnoNotFound  = 2 // no such input
+	errnoDenied    = 3 // the host refused (undeclared output, bad kind, too many handles)
+	errnoIO        = 4 // the host's reader or writer failed
+	errnoNoQuery   = 5 // query call outside a query
+)
+
+type runKey struct{}
+
+// run is the state of one run or of one warm instance; host functions find it in the
+// context. It is used by one goroutine at a time (the one executing the guest).
+type run struct {
+	cfg     Config
+	host    Host
+	handles map[int32]*handle
+	next    int32
+
+	outBytes, logBytes int64
+	logTruncated       bool
+	stderrTail         []byte
+
+	req       []byte // current query, nil outside a query
+	resp      []byte
+	responded bool
+}
+
+type handle struct {
+	name string
+	r    io.Reader
+	w    io.WriteCloser
+	err  error // pending reader error after a short read
+}
+
+func newRun(cfg Config, host Host) *run {
+	return &run{cfg: cfg, host: host, handles: map[int32]*handle{}}
+}
+
+func stateOf(ctx context.Context) *run {
+	st, _ := ctx.Value(runKey{}).(*run)
+	if st == nil {
+		panic(faultf(ErrGuestFault, "host call outside a run"))
+	}
+	return st
+}
+
+func (s *run) add(h *handle) int32 {
+	if len(s.handles) >= s.cfg.MaxHandles {
+		return -errnoDenied
+	}
+	s.next++
+	s.handles[s.next] = h
+	return s.next
+}
+
+// closeAll closes every handle still open and reports the first error.
+func (s *run) closeAll() error {
+	var errs []error
+	for id, h := range s.handles {
+		errs = append(errs, h.close())
+		delete(s.handles, id)
+	}
+	return errors.Join(errs...)
+}
+
+func (h *handle) close() error {
+	if h.w != nil {
+		return h.w.Close()
+	}
+	if c, ok := h.r.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// log passes p to the host's log within the log cap; what exceeds the cap is dropped
+// and a single marker says so.
+func (s *run) log(p []byte) {
+	room := s.cfg.MaxLogBytes - s.logBytes
+	if int64(len(p)) > room {
+		p = p[:max(room, 0)]
+		if !s.logTruncated {
+			s.logTruncated = true
+			defer s.host.Log([]byte("\n[styx: log truncated at the cap]\n"))
+		}
+	}
+	if len(p) > 0 {
+		s.logBytes += int64(len(p))
+		s.host.Log(p)
+	}
+}
+
+const tailSize = 512
+
+// stderrWriter feeds the guest's stderr to the log and keeps its tail for classifying
+// the guest's death (never for error messages: the tail is guest-controlled).
+type stderrWriter struct{ s *run }
+
+func (w stderrWriter) Write(p []byte) (int, error) {
+	w.s.stderrTail = append(w.s.stderrTail, p[max(0, len(p)-tailSize):]...)
+	if n := len(w.s.stderrTail); n > tailSize {
+		w.s.stderrTail = append(w.s.stderrTail[:0], w.s.stderrTail[n-tailSize:]...)
+	}
+	w.s.log(p)
+	return len(p), nil
+}
+
+type stdoutWriter struct{ s *run }
+
+func (w stdoutWriter) Write(p []byte) (int, error) { w.s.log(p); return len(p), nil }
+
+func (s *run) outOfMemory() bool {
+	return bytes.Contains(s.stderrTail, []byte("out of memory"))
+}

@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// queryExport is the function a reactor module exports to answer one query:
+// styx_query() -> i32 (0 on success). During the call the guest reads the request with
+// query_request and answers with query_respond.
+const queryExport = "styx_query"
+
+// Instance is a warm reactor instance: instantiated and initialised once, then called
+// once per query. Calls are serialised (the guest is single-threaded); use a [Pool] to
+// serve queries in parallel. An instance that faults or times out is closed for good.
+type Instance struct {
+	mu    sync.Mutex
+	cfg   Config
+	st    *run
+	mod   api.Module
+	query api.Function
+	err   error // set once the instance is dead
+}
+
+// Warm instantiates a reactor program (exports styx_query; a Go program built with
+// -buildmode=c-shared) and runs its _initialize, during which it may open its inputs
+// (e.g. the model) through host.
+func (r *Runtime) Warm(ctx context.Context, p *Program, host Host) (*Instance, error) {
+	if !p.reactor {
+		return nil, &RunError{Err: ErrBadModule, Op: "init", Detail: "not a reactor module (no " + queryExport + ")"}
+	}
+	st := newRun(r.cfg, host)
+	callCtx, cancel := context.WithTimeout(context.WithValue(ctx, runKey{}, st), r.cfg.Timeout)
+	defer cancel()
+	mod, err := r.rt.InstantiateModule(callCtx, p.cm, r.moduleConfig(st).WithStartFunctions("_initialize"))
+	if err != nil {
+		if mod != nil {
+			_ = mod.Close(ctx)
+		}
+		_ = st.closeAll()
+		return nil, classify("init", ctx, err, st)
+	}
+	return &Instance{cfg: r.cfg, st: st, mod: mod, query: mod.ExportedFunction(queryExport)}, nil
+}
+
+// Query sends req to the instance and returns its response.
+func (in *Instance) Query(ctx context.Context, req []byte) ([]byte, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.err != nil {
+		return nil, in.err
+	}
+	if len(req) > in.cfg.MaxMessage {
+		return nil, &RunError{Err: ErrLimit, Op: "query", Detail: fmt.Sprintf("request of %d bytes, at most %d", len(req), in.cfg.MaxMessage)}
+	}
+	st := in.st
+	st.req, st.resp, st.responded = append(make([]byte, 0, len(req)), req...), st.resp[:0], false
+	defer func() { st.req = nil }()
+	callCtx, cancel := context.WithTimeout(context.WithValue(ctx, runKey{}, st), in.cfg.Timeout)
+	defer cancel()
+	res, err := in.query.Call(callCtx)
+	if err != nil {
+		in.kill(ctx, classify("query", ctx, err, st))
+		return nil, in.err
+	}
+	if status := int32(res[0]); status != 0 {
+		return nil, &RunError{Err: ErrExit, Op: "query", ExitCode: uint32(status), Detail: "the program refused the query"}
+	}
+	if !st.responded {
+		return nil, &RunError{Err: ErrExit, Op: "query", Detail: "the program returned no response"}
+	}
+	return append([]byte(nil), st.resp...), nil
+}
+
+func (in *Instance) kill(ctx context.Context, err error) {
+	in.err = err
+	_ = in.mod.Close(ctx)
+	_ = in.st.closeAll()
+}
+
+// Err returns why the instance is dead, or nil.
+func (in *Instance) Err() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.err
+}
+
+// Close closes the instance and every handle it holds.
+func (in *Instance) Close(ctx context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.err == nil {
+		in.kill(ctx, &RunError{Err: ErrClosed, Op: "query"})
+	}
+	return nil
+}
