@@ -1,0 +1,134 @@
+// Package stream implements the Pad payload: AES-256-GCM in the STREAM construction with 64 KiB
+// chunks, an 11-byte chunk counter and a last-chunk flag in the nonce (docs/pad-format.md,
+// "Payload"). It knows nothing of headers. Call Encrypt to seal a payload and NewReader to open
+// one; both need the plaintext size up front, which fixes the chunk count.
+//
+// Both directions work in place in one reusable chunk buffer: no allocation per chunk.
+package stream
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ChunkSize is the plaintext size of every chunk but the last.
+const ChunkSize = 64 << 10
+
+// Overhead is the AES-GCM tag added to each chunk.
+const Overhead = 16
+
+// KeySize is the payload key size.
+const KeySize = 32
+
+// ErrInvalid reports a payload that does not authenticate: a changed, reordered, missing or extra
+// chunk, or a stream cut short or extended.
+var ErrInvalid = errors.New("payload does not authenticate")
+
+// ErrSize reports a plaintext source that is shorter or longer than the size it was declared to be.
+var ErrSize = errors.New("input size differs from the declared size")
+
+// ChunkCount returns the number of chunks of a payload of size plaintext bytes.
+func ChunkCount(size uint64) uint64 {
+	if size == 0 {
+		return 1
+	}
+	return (size + ChunkSize - 1) / ChunkSize
+}
+
+// EncryptedSize returns the size of the encrypted payload for size plaintext bytes.
+func EncryptedSize(size uint64) uint64 { return size + ChunkCount(size)*Overhead }
+
+// chunkLen returns the plaintext length of chunk i of n for a payload of size bytes.
+func chunkLen(size, i, n uint64) int {
+	if i < n-1 {
+		return ChunkSize
+	}
+	return int(size - (n-1)*ChunkSize)
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("stream: key is %d bytes, want %d", len(key), KeySize)
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// nonce is the 12-byte STREAM nonce: an 11-byte big-endian counter and the last-chunk flag.
+type nonce [12]byte
+
+func (n *nonce) set(i uint64, last bool) {
+	*n = nonce{}
+	binary.BigEndian.PutUint64(n[3:11], i)
+	if last {
+		n[11] = 1
+	}
+}
+
+// Encrypt reads exactly size bytes from src and writes the encrypted payload to dst. If src ends
+// early or holds more than size bytes, it returns an error wrapping ErrSize. progress, if not
+// nil, is called with the number of plaintext bytes after each chunk.
+func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress func(done uint64)) error {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, ChunkSize+Overhead)
+	var nc nonce
+	n := ChunkCount(size)
+	var done uint64
+	for i := range n {
+		m := chunkLen(size, i, n)
+		if _, err := io.ReadFull(src, buf[:m]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("stream: input ended in chunk %d, before the declared %d bytes: %w", i, size, ErrSize)
+			}
+			return fmt.Errorf("stream: read input: %w", err)
+		}
+		last := i == n-1
+		if last {
+			if err := expectEOF(src); err != nil {
+				if err == errTrailing {
+					return fmt.Errorf("stream: input is longer than the declared %d bytes: %w", size, ErrSize)
+				}
+				return fmt.Errorf("stream: read input: %w", err)
+			}
+		}
+		nc.set(i, last)
+		ct := aead.Seal(buf[:0], nc[:], buf[:m], nil)
+		if _, err := dst.Write(ct); err != nil {
+			return fmt.Errorf("stream: write: %w", err)
+		}
+		done += uint64(m)
+		if progress != nil {
+			progress(done)
+		}
+	}
+	return nil
+}
+
+var errTrailing = errors.New("trailing data")
+
+// expectEOF returns nil if r is at its end, errTrailing if it holds more, or a read error.
+func expectEOF(r io.Reader) error {
+	var one [1]byte
+	for {
+		n, err := r.Read(one[:])
+		if n > 0 {
+			return errTrailing
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
