@@ -1,0 +1,91 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestRowCount(t *testing.T) {
+	r := newRuntime(t, Config{})
+	h := newHost(map[string][]byte{
+		"a": []byte(smallCSV),
+		"b": []byte("x\n1\n2\n3\n4\n5"), // no final newline
+	}, map[string]Kind{"count": KindAggregate})
+	res, err := r.Run(context.Background(), build(t, "examples/programs/rowcount", false), h)
+	if err != nil {
+		t.Fatalf("run: %v (log %q)", err, h.log())
+	}
+	var got struct {
+		Inputs map[string]int
+		Total  int
+	}
+	if err := json.Unmarshal(h.output("count"), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Total != 8 || got.Inputs["a"] != 3 || got.Inputs["b"] != 5 {
+		t.Fatalf("counts = %+v", got)
+	}
+	if !h.closed["count"] || res.OutputBytes != int64(len(h.output("count"))) {
+		t.Fatalf("output not closed or miscounted: %+v", res)
+	}
+}
+
+func TestColStats(t *testing.T) {
+	r := newRuntime(t, Config{})
+	h := newHost(map[string][]byte{"a": []byte(smallCSV)}, map[string]Kind{"stats": KindAggregate})
+	if _, err := r.Run(context.Background(), build(t, "examples/programs/colstats", false), h); err != nil {
+		t.Fatalf("run: %v (log %q)", err, h.log())
+	}
+	var stats []struct {
+		Column           string
+		Count, Mean, Std float64
+	}
+	if err := json.Unmarshal(h.output("stats"), &stats); err != nil {
+		t.Fatal(err)
+	}
+	if len(stats) != 3 || stats[0].Column != "a" || stats[0].Count != 3 || stats[0].Mean != 3 {
+		t.Fatalf("stats = %+v", stats)
+	}
+}
+
+func TestUndeclaredOutputRefused(t *testing.T) {
+	r := newRuntime(t, Config{})
+	h := newHost(map[string][]byte{"a": []byte(smallCSV)}, map[string]Kind{"count": KindTable}) // wrong kind
+	_, err := r.Run(context.Background(), build(t, "examples/programs/rowcount", false), h)
+	var re *RunError
+	if !errors.As(err, &re) || re.Err != ErrExit || re.ExitCode != 1 {
+		t.Fatalf("err = %v, want exit code 1", err)
+	}
+	if !strings.Contains(h.log(), "refused by the host") {
+		t.Fatalf("log = %q", h.log())
+	}
+}
+
+func TestCompileCacheAndErrors(t *testing.T) {
+	r := newRuntime(t, Config{})
+	wasm := build(t, "examples/programs/rowcount", false)
+	p1, err := r.Compile(context.Background(), wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := r.Compile(context.Background(), wasm)
+	if p1 != p2 {
+		t.Fatal("second compile not served from the cache")
+	}
+	if _, err := r.Warm(context.Background(), p1, newHost(nil, nil)); !errors.Is(err, ErrBadModule) {
+		t.Fatalf("warming a command module: %v", err)
+	}
+}
+
+func TestRunErrorStrings(t *testing.T) {
+	e := &RunError{Err: ErrExit, Op: "run", ExitCode: 3}
+	if e.Error() != "run: sandbox: program exited with an error (exit code 3)" {
+		t.Fatal(e.Error())
+	}
+	if !errors.Is(e, ErrExit) {
+		t.Fatal("RunError does not unwrap")
+	}
+}
