@@ -1,0 +1,163 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
+	"github.com/cedar-policy/cedar-go/x/exp/schema"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
+)
+
+// CedarSchema is the Cedar schema every policy's rules are validated against (docs/policy.md).
+const CedarSchema = `namespace Styx {
+  entity Group;
+  entity Party in [Group];
+  entity Pad { kind: String, owner: Party, depth: Long };
+  type Uses = { use: Long, query: Long, release: Long, derive: Long };
+  type Context = {
+    now: __cedar::datetime,
+    purpose: String,
+    program: String,
+    job: String,
+    uses: Uses,
+    party_uses: Uses,
+    depth: Long,
+    tee: { type: String, measurement: String, debug: Bool, simulated: Bool, tcb: Long },
+    output: { kind: String, bytes: Long, aggregation: Long, recipients: Set<Party> },
+  };
+  action "use", "query", "release", "derive" appliesTo { principal: Party, resource: Pad, context: Context };
+}`
+
+const maxRules = 256
+
+var cedarValidator = sync.OnceValue(func() *validate.Validator {
+	var s schema.Schema
+	if err := s.UnmarshalCedar([]byte(CedarSchema)); err != nil {
+		panic("policy: built-in Cedar schema does not parse: " + err.Error())
+	}
+	r, err := s.Resolve()
+	if err != nil {
+		panic("policy: built-in Cedar schema does not resolve: " + err.Error())
+	}
+	return validate.New(r)
+})
+
+// cedarLanguage compiles rules written in Cedar and validates them against CedarSchema.
+type cedarLanguage struct{}
+
+type cedarRule struct {
+	id     types.PolicyID
+	policy *cedar.Policy
+	pos    Pos
+	forbid bool
+}
+
+type cedarRules struct {
+	set    *cedar.PolicySet
+	byID   map[types.PolicyID]*cedarRule
+	groups []string
+}
+
+var cedarErrPos = regexp.MustCompile(`at <input>:(\d+):(\d+)`)
+var groupRef = regexp.MustCompile(`Styx::Group::"([^"\\]*)"`)
+
+func (cedarLanguage) Compile(src string, origin Origin) (Rules, error) {
+	list, err := cedar.NewPolicyListFromBytes("", []byte(src))
+	if err != nil {
+		return nil, cedarSyntaxError(err, origin)
+	}
+	if len(list) > maxRules {
+		return nil, &SyntaxError{Field: "rules", Msg: fmt.Sprintf("%d rules, more than the %d allowed", len(list), maxRules)}
+	}
+	r := &cedarRules{set: cedar.NewPolicySet(), byID: map[types.PolicyID]*cedarRule{}}
+	for i, p := range list {
+		pp := p.Position()
+		rule := &cedarRule{id: types.PolicyID(fmt.Sprintf("rule%d", i)), policy: p, pos: origin.Map(pp.Line, pp.Column), forbid: p.Effect() == cedar.Forbid}
+		if id, ok := p.Annotations()["id"]; ok && id != "" {
+			rule.id = types.PolicyID(id)
+		}
+		if _, dup := r.byID[rule.id]; dup {
+			return nil, &SyntaxError{Field: "rules", Msg: fmt.Sprintf("%s: two rules have the id %q", rule.pos, rule.id)}
+		}
+		if err := cedarValidator().Policy(string(rule.id), (*xast.Policy)(p.AST())); err != nil {
+			return nil, ruleError(rule.pos, rule.id, err)
+		}
+		r.set.Add(rule.id, p)
+		r.byID[rule.id] = rule
+	}
+	seen := map[string]bool{}
+	for _, m := range groupRef.FindAllStringSubmatch(src, -1) {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			r.groups = append(r.groups, m[1])
+		}
+	}
+	sort.Strings(r.groups)
+	return r, nil
+}
+
+func cedarSyntaxError(err error, origin Origin) error {
+	msg := err.Error()
+	e := &SyntaxError{Field: "rules", Msg: "cedar: " + msg}
+	if m := cedarErrPos.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		col, _ := strconv.Atoi(m[2])
+		p := string(origin.Map(line, col))
+		fmt.Sscanf(p, "%d:%d", &e.Line, &e.Column)
+		e.Msg = "cedar: " + strings.TrimPrefix(cedarErrPos.ReplaceAllString(msg, "at "+p), "parser error: ")
+	}
+	return e
+}
+
+func ruleError(pos Pos, id types.PolicyID, err error) error {
+	e := &SyntaxError{Field: "rules", Msg: fmt.Sprintf("rule %q does not fit the Styx schema: %s", id, strings.ReplaceAll(err.Error(), "\n", "; "))}
+	fmt.Sscanf(string(pos), "%d:%d", &e.Line, &e.Column)
+	return e
+}
+
+func (r *cedarRules) Len() int            { return len(r.byID) }
+func (r *cedarRules) GroupRefs() []string { return r.groups }
+
+func (r *cedarRules) Evaluate(in *RuleInput) (bool, []Reason) {
+	req := cedar.Request{
+		Principal: types.NewEntityUID("Styx::Party", types.String(in.Principal)),
+		Action:    types.NewEntityUID("Styx::Action", types.String(in.Request.Action)),
+		Resource:  types.NewEntityUID("Styx::Pad", types.String(in.Pad.ID)),
+		Context:   cedarContext(in),
+	}
+	ents := &cedarEntities{principal: req.Principal, resource: req.Resource, in: in}
+	dec, diag := cedar.Authorize(r.set, ents, req)
+	var reasons []Reason
+	for _, e := range diag.Errors {
+		rule := r.byID[e.PolicyID]
+		reasons = append(reasons, Reason{Pad: in.Source, Rule: string(e.PolicyID), Pos: rule.pos, Effect: EffectError,
+			Text: "rule could not be evaluated (" + e.Message + "), so the request is denied"})
+	}
+	for _, d := range diag.Reasons {
+		rule := r.byID[d.PolicyID]
+		if rule.forbid {
+			reasons = append(reasons, Reason{Pad: in.Source, Rule: string(d.PolicyID), Pos: rule.pos, Effect: EffectForbid, Text: "forbidden by this rule"})
+		} else if len(diag.Errors) == 0 {
+			reasons = append(reasons, Reason{Pad: in.Source, Rule: string(d.PolicyID), Pos: rule.pos, Effect: EffectPermit, Text: "permitted by this rule"})
+		}
+	}
+	if dec == cedar.Deny && len(diag.Reasons) == 0 && len(diag.Errors) == 0 {
+		reasons = append(reasons, Reason{Pad: in.Source, Rule: "rules", Effect: EffectDeny,
+			Text: fmt.Sprintf("no rule permits %s by %s", in.Request.Action, shortID(in.Principal))})
+	}
+	return dec == cedar.Allow && len(diag.Errors) == 0, reasons
+}
+
+func shortID(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
+}

@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// A Warning is a lint finding: the document is valid but probably not what its author meant.
+type Warning struct {
+	Line, Column int
+	Field        string
+	Msg          string
+}
+
+func (w Warning) String() string {
+	pos := ""
+	if w.Line > 0 {
+		pos = fmt.Sprintf("%d:%d: ", w.Line, w.Column)
+	}
+	if w.Field != "" {
+		return pos + w.Field + ": " + w.Msg
+	}
+	return pos + w.Msg
+}
+
+// Lint parses a document like Parse and, if it is valid, returns warnings: no expiry, no program
+// pin, a group never used, and rules or settings that can never match. `styx pad seal` calls it
+// before sealing.
+func Lint(data []byte) ([]Warning, error) {
+	p, root, err := (&Parser{}).parse(data)
+	if err != nil {
+		return nil, err
+	}
+	var raw rawDocument
+	if err := root.Decode(&raw); err != nil {
+		return nil, &SyntaxError{Msg: err.Error()}
+	}
+	l := &linter{root: root}
+	l.expiry(p)
+	l.programPin(&raw)
+	l.groups(p)
+	l.neverMatch(p, &raw)
+	slices.SortFunc(l.warnings, func(a, b Warning) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+	return l.warnings, nil
+}
+
+type linter struct {
+	root     *yaml.Node
+	warnings []Warning
+}
+
+func (l *linter) warn(path, format string, args ...any) {
+	v := validator{root: l.root}
+	w := Warning{Field: path, Msg: fmt.Sprintf(format, args...)}
+	for p := path; ; {
+		if n := v.node(p); n != nil {
+			w.Line, w.Column = n.Line, n.Column
+			break
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			w.Line, w.Column = l.root.Line, l.root.Column
+			break
+		}
+		p = p[:i]
+	}
+	l.warnings = append(l.warnings, w)
+}
+
+func (l *linter) expiry(p *Policy) {
+	if p.base.lifecycle.Expires.IsZero() {
+		l.warn("lifecycle.expires", "no expiry: the data and everything derived from it stay usable forever")
+	}
+}
+
+func (l *linter) programPin(raw *rawDocument) {
+	if strings.Contains(raw.Rules, "context.program") {
+		return
+	}
+	for _, r := range raw.Input {
+		if len(r.Programs) > 0 {
+			return
+		}
+	}
+	l.warn("rules", "no program pin: no rule tests context.program, so any program may read the data")
+}
+
+func (l *linter) groups(p *Policy) {
+	used := map[string]bool{}
+	sections := []*section{p.base}
+	for _, k := range Kinds {
+		if s, ok := p.derive[k]; ok {
+			sections = append(sections, s)
+		}
+	}
+	for _, s := range sections {
+		for _, g := range s.rules.GroupRefs() {
+			used[g] = true
+			if _, ok := p.groups[g]; !ok {
+				l.warn(strings.TrimSuffix(s.prefix+"rules", "."), "rules mention group %q, which is not defined, so they never match its members", g)
+			}
+		}
+	}
+	for _, g := range p.Groups() {
+		if !used[g] {
+			l.warn("groups."+g, "group %q is never used by any rule", g)
+		}
+	}
+}
+
+func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
+	if p.base.rules.Len() == 0 {
+		l.warn("rules", "no rules: nothing is ever permitted")
+	}
+	sections := map[string]*section{"": p.base}
+	for k, s := range p.derive {
+		sections[string(k)] = s
+	}
+	for _, s := range sections {
+		for _, a := range Actions {
+			if n, ok := s.lifecycle.MaxUses[a]; ok && n == 0 {
+				l.warn(s.prefix+"lifecycle.max_uses."+string(a), "max_uses 0: %s can never be allowed", a)
+			}
+			if n, ok := s.lifecycle.MaxUsesPerParty[a]; ok && n == 0 {
+				l.warn(s.prefix+"lifecycle.max_uses_per_party."+string(a), "max_uses_per_party 0: %s can never be allowed", a)
+			}
+		}
+		if s.output.Kinds != nil && len(s.output.Kinds) == 0 {
+			l.warn(s.prefix+"output.kinds", "empty list: no output may ever be created")
+		}
+	}
+	for k := range p.derive {
+		if p.base.output.Kinds != nil && !slices.Contains(p.base.output.Kinds, k) {
+			l.warn("derive."+string(k), "output.kinds does not allow %s, so this derive rule can never apply", k)
+		}
+	}
+	if raw.TEE != nil && raw.TEE.Types != nil && len(raw.TEE.Types) == 0 {
+		l.warn("tee.types", "empty list: no TEE is acceptable, nothing can ever run")
+	}
+}

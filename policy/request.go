@@ -1,0 +1,78 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/styx-tee/styx/party"
+)
+
+// MaxAncestors caps the number of policy-bearing ancestors one decision walks.
+const MaxAncestors = 256
+
+// A Request asks to perform an action on a Pad.
+type Request struct {
+	Principal party.ID // the requesting party
+	Action    Action
+	Now       time.Time // the trusted time of the decision
+	Purpose   string    // declared purpose of the job
+	Program   string    // lowercase hex sha256 of the WASM module ("" for a query or release)
+	Job       string    // job id
+	TEE       TEEClaims
+	Output    *OutputClaim // the output to be created or released, if any
+	Uses      Uses         // counters so far; absent keys count as zero
+}
+
+// TEEClaims are the verified claims of the TEE the middleware runs in.
+type TEEClaims struct {
+	Type        string // "tdx", "snp", "sgx" or "sim"
+	Measurement string // lowercase hex
+	Debug       bool
+	Simulated   bool
+	TCB         uint64
+}
+
+// An OutputClaim describes an output a job declares (action use or derive) or a release.
+type OutputClaim struct {
+	Kind        Kind
+	Bytes       int64      // size, or 0 when not yet known
+	Aggregation int64      // input rows behind each aggregate value, or 0 when not an aggregate
+	Recipients  []party.ID // for a release: who receives the plaintext
+}
+
+// A PadRef describes a Pad for a decision.
+type PadRef struct {
+	ID    string
+	Kind  Kind     // for a derived Pad, the kind of the output it was sealed from; "" for a sealed Pad
+	Owner party.ID // the owner (for a derived Pad: the party the job ran for)
+	Depth int      // derivation depth: 0 for a sealed Pad, 1 + the deepest parent for a derived one
+}
+
+// A Source is one policy-bearing Pad behind the request: the requested Pad itself if it was sealed
+// by an owner, or one of the sealed ancestors of a derived Pad. Derived Pads carry no policy of
+// their own: their effective policy is that of their sources, refined by the sources' derive rules.
+type Source struct {
+	Pad    PadRef
+	Policy *Policy // the source's current policy
+	// Distance is the number of derivation steps from the source to the requested Pad (the longest
+	// path when there are several); 0 when the source is the requested Pad.
+	Distance int
+}
+
+// A Chain is the requested Pad and every source whose policy governs it.
+type Chain struct {
+	Pad     PadRef
+	Sources []Source
+}
+
+// A CounterKey names one use counter: uses of Action on Pad, by one Party when Party is non-zero,
+// by everyone otherwise. Every source's limits are checked against the same counters of the
+// requested Pad (every allowed request increments them for all sources alike), so one counter per
+// key suffices however many sources impose a limit.
+type CounterKey struct {
+	Pad    string   `json:"pad"`
+	Action Action   `json:"action"`
+	Party  party.ID `json:"party,omitzero"`
+}
+
+// Uses are counters so far.
+type Uses map[CounterKey]uint64
