@@ -87,7 +87,7 @@ func NewDataKey() *DataKey {
 	return k
 }
 
-func (k *DataKey) String() string        { return "pad.DataKey(redacted)" }
+func (k *DataKey) String() string       { return "pad.DataKey(redacted)" }
 func (k *DataKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // A ParentRef names one input of a derived Pad: its id and the digest of its policy when it was
