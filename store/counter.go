@@ -72,11 +72,8 @@ func (s *Store) Version(ctx context.Context, key string) (uint64, []byte, error)
 }
 
 func (s *Store) register(ctx context.Context, b Bucket, key string) (uint64, []byte, error) {
-	raw, _, err := s.Get(ctx, b, key)
-	if err != nil {
-		return 0, nil, err
-	}
-	return decodeVersion(raw, b, key)
+	v, payload, _, err := s.readRegister(ctx, b, key)
+	return v, payload, err
 }
 
 // next computes the value to write from the current number and payload.
@@ -106,28 +103,47 @@ func (s *Store) casLoop(ctx context.Context, b Bucket, key string, f next) error
 }
 
 func (s *Store) casOnce(ctx context.Context, kv jetstream.KeyValue, b Bucket, key string, f next) error {
-	var cur uint64
-	var payload []byte
-	e, err := kv.Get(ctx, key)
+	cur, payload, rev, err := s.readRegister(ctx, b, key)
 	found := err == nil
-	switch {
-	case found:
-		if cur, payload, err = decodeVersion(e.Value(), b, key); err != nil {
-			return err
-		}
-	case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
-		return mapErr(err, b, key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
 	}
 	val, err := f(cur, payload, found)
 	if err != nil {
 		return err
 	}
 	if found {
-		_, err = kv.Update(ctx, key, val, e.Revision())
+		_, err = kv.Update(ctx, key, val, rev)
 	} else {
 		_, err = kv.Create(ctx, key, val)
 	}
 	return mapErr(err, b, key)
+}
+
+// readRegister reads a counter or version register from its stream
+// directly rather than through the KV API, which reports a deleted key as
+// simply missing: for a register, a delete marker is tampering (this
+// package never deletes one) and treating it as zero would roll it back.
+func (s *Store) readRegister(ctx context.Context, b Bucket, key string) (uint64, []byte, uint64, error) {
+	if err := s.alive(); err != nil {
+		return 0, nil, 0, err
+	}
+	if err := checkKeyName(key); err != nil {
+		return 0, nil, 0, err
+	}
+	m, err := s.streams[b].GetLastMsgForSubject(ctx, "$KV."+string(b)+"."+key)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil, 0, fmt.Errorf("%w: %s/%s", ErrNotFound, b, key)
+	}
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("store: read %s/%s: %w", b, key, err)
+	}
+	if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
+		return 0, nil, 0, fmt.Errorf("%w: %s/%s carries a delete or purge marker (possible rollback attempt)",
+			ErrCorrupt, b, key)
+	}
+	v, payload, err := decodeVersion(m.Data, b, key)
+	return v, payload, m.Sequence, err
 }
 
 // backoff sleeps a random time that grows with attempt, capped at ~20 ms.

@@ -71,10 +71,13 @@ var buckets = map[Bucket]bucketSpec{
 
 func (s *Store) createBuckets(ctx context.Context) error {
 	s.kvs = make(map[Bucket]jetstream.KeyValue, len(buckets))
+	s.streams = make(map[Bucket]jetstream.Stream, len(buckets))
 	for b, spec := range buckets {
-		if _, err := s.js.CreateOrUpdateStream(ctx, bucketStream(b, spec)); err != nil {
+		stream, err := s.js.CreateOrUpdateStream(ctx, bucketStream(b, spec))
+		if err != nil {
 			return fmt.Errorf("store: create bucket %s: %w", b, err)
 		}
+		s.streams[b] = stream
 		kv, err := s.js.KeyValue(ctx, string(b))
 		if err != nil {
 			return fmt.Errorf("store: bind bucket %s: %w", b, err)

@@ -36,11 +36,7 @@ func (s *Store) eraseCurrent(ctx context.Context, kv jetstream.KeyValue, b Bucke
 	if err != nil {
 		return mapErr(err, b, key)
 	}
-	stream, err := s.js.Stream(ctx, "KV_"+string(b))
-	if err != nil {
-		return fmt.Errorf("store: purge %s/%s: %w", b, key, err)
-	}
-	err = stream.SecureDeleteMsg(ctx, e.Revision())
+	err = s.streams[b].SecureDeleteMsg(ctx, e.Revision())
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("store: erase %s/%s: %w", b, key, err)
 	}

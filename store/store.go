@@ -30,9 +30,10 @@ type Config struct {
 	// warnings and errors. Nil discards them.
 	Logger *slog.Logger
 	// Listen, if set ("host:port", port 0 for any), opens a NATS client port
-	// so that other processes (and later other nodes) can connect. Empty
-	// means no listening socket at all: the store is reachable only through
-	// the in-process connection.
+	// so that other local processes (and later, once cluster authentication
+	// exists, other nodes) can connect. Only loopback addresses are accepted
+	// for now: the port has no authentication. Empty (the default) means no
+	// listening socket at all: the store is reachable only in process.
 	Listen string
 	// ServerName names this node to NATS. Empty means "styx".
 	ServerName string
@@ -58,9 +59,10 @@ type Store struct {
 	js   jetstream.JetStream
 	lock *os.File
 
-	kvs   map[Bucket]jetstream.KeyValue
-	jobs  *Queue
-	audit *AuditStream
+	kvs     map[Bucket]jetstream.KeyValue
+	streams map[Bucket]jetstream.Stream
+	jobs    *Queue
+	audit   *AuditStream
 
 	closeOnce sync.Once
 	closeErr  error
@@ -163,6 +165,10 @@ func splitListen(addr string) (string, int, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", 0, fmt.Errorf("%w: Config.Listen %q: only loopback addresses until cluster "+
+			"authentication exists (anyone who reaches the port can write the store)", ErrInvalid, addr)
 	}
 	return host, port, nil
 }
