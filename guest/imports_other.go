@@ -10,16 +10,16 @@ import (
 
 // Outside the sandbox every host call fails and the kernels run in plain Go.
 
-func hostInputs(unsafe.Pointer, uint32) int32                        { return -errnoNotInSandbox }
-func hostParams(unsafe.Pointer, uint32) int32                        { return -errnoNotInSandbox }
-func hostOpen(unsafe.Pointer, uint32) int32                          { return -errnoNotInSandbox }
+func hostInputs(unsafe.Pointer, uint32) int32                         { return -errnoNotInSandbox }
+func hostParams(unsafe.Pointer, uint32) int32                         { return -errnoNotInSandbox }
+func hostOpen(unsafe.Pointer, uint32) int32                           { return -errnoNotInSandbox }
 func hostCreate(unsafe.Pointer, uint32, unsafe.Pointer, uint32) int32 { return -errnoNotInSandbox }
-func hostRead(int32, unsafe.Pointer, uint32) int32                   { return -errnoNotInSandbox }
-func hostWrite(int32, unsafe.Pointer, uint32) int32                  { return -errnoNotInSandbox }
-func hostClose(int32) int32                                          { return -errnoNotInSandbox }
-func hostLog(unsafe.Pointer, uint32)                                 {}
-func hostQueryRequest(unsafe.Pointer, uint32) int32                  { return -errnoNotInSandbox }
-func hostQueryRespond(unsafe.Pointer, uint32) int32                  { return -errnoNotInSandbox }
+func hostRead(int32, unsafe.Pointer, uint32) int32                    { return -errnoNotInSandbox }
+func hostWrite(int32, unsafe.Pointer, uint32) int32                   { return -errnoNotInSandbox }
+func hostClose(int32) int32                                           { return -errnoNotInSandbox }
+func hostLog(unsafe.Pointer, uint32)                                  {}
+func hostQueryRequest(unsafe.Pointer, uint32) int32                   { return -errnoNotInSandbox }
+func hostQueryRespond(unsafe.Pointer, uint32) int32                   { return -errnoNotInSandbox }
 
 func f64s(p unsafe.Pointer, n uint32) []float64 {
 	if n == 0 {

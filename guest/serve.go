@@ -35,4 +35,3 @@ func serveOne() int32 {
 	}
 	return 0
 }
-

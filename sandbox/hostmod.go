@@ -39,6 +39,14 @@ func hostFuncs() []hostFunc {
 	}, kernelFuncs()...)
 }
 
+var hostNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range hostFuncs() {
+		m[f.name] = true
+	}
+	return m
+}()
+
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 	b := rt.NewHostModuleBuilder(HostModule)
 	for _, f := range hostFuncs() {

@@ -105,7 +105,7 @@ func (r *Runtime) remember(ctx context.Context, p *Program) *Program {
 func (p *Program) check() error {
 	for _, f := range p.cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		if mod != HostModule && mod != wasi_snapshot_preview1.ModuleName {
+		if (mod != HostModule || !hostNames[name]) && mod != wasi_snapshot_preview1.ModuleName {
 			return &RunError{Err: ErrBadModule, Op: "compile", Detail: fmt.Sprintf("import %.64q.%.64q is not offered", mod, name)}
 		}
 	}

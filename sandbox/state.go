@@ -29,7 +29,8 @@ type run struct {
 
 	outBytes, logBytes int64
 	logTruncated       bool
-	stderrTail         []byte
+	stderrTail         []byte // last bytes of stderr, to find a marker split across writes
+	oom                bool   // the guest's runtime reported running out of memory
 
 	req       []byte // current query, nil outside a query
 	resp      []byte
@@ -101,18 +102,23 @@ func (s *run) log(p []byte) {
 	}
 }
 
-const tailSize = 512
+const tailSize = 64
 
-// stderrWriter feeds the guest's stderr to the log and keeps its tail for classifying
-// the guest's death (never for error messages: the tail is guest-controlled).
+var oomMarker = []byte("out of memory")
+
+// stderrWriter feeds the guest's stderr to the log and watches it for the Go runtime's
+// out-of-memory report, to classify the guest's death (never for error messages: stderr
+// is guest-controlled, so a guest can at most pick ErrMemory over ErrExit).
 type stderrWriter struct{ s *run }
 
 func (w stderrWriter) Write(p []byte) (int, error) {
-	w.s.stderrTail = append(w.s.stderrTail, p[max(0, len(p)-tailSize):]...)
-	if n := len(w.s.stderrTail); n > tailSize {
-		w.s.stderrTail = append(w.s.stderrTail[:0], w.s.stderrTail[n-tailSize:]...)
+	s := w.s
+	if !s.oom {
+		window := append(s.stderrTail, p[:min(len(p), 4096)]...)
+		s.oom = bytes.Contains(window, oomMarker) || bytes.Contains(p, oomMarker)
+		s.stderrTail = append(s.stderrTail[:0], window[max(0, len(window)-tailSize):]...)
 	}
-	w.s.log(p)
+	s.log(p)
 	return len(p), nil
 }
 
@@ -120,6 +126,4 @@ type stdoutWriter struct{ s *run }
 
 func (w stdoutWriter) Write(p []byte) (int, error) { w.s.log(p); return len(p), nil }
 
-func (s *run) outOfMemory() bool {
-	return bytes.Contains(s.stderrTail, []byte("out of memory"))
-}
+func (s *run) outOfMemory() bool { return s.oom }

@@ -1,0 +1,148 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The escape and exhaustion catalogue: each hostile program is contained with a clear
+// error, and the same runtime serves the next run.
+
+type hostileCase struct {
+	name    string
+	wasm    func(t *testing.T) []byte
+	want    []error // any of
+	logHas  string
+	outputs bool // whether an output may exist (never for escapes)
+}
+
+func goProgram(name string) func(t *testing.T) []byte {
+	return func(t *testing.T) []byte { return build(t, "sandbox/testdata/hostile/"+name, false) }
+}
+
+func raw(b []byte) func(t *testing.T) []byte { return func(*testing.T) []byte { return b } }
+
+var (
+	logFn   = wasmFunc{"styx", "log", []byte{tI32, tI32}, nil}
+	readFn  = wasmFunc{"styx", "read", []byte{tI32, tI32, tI32}, []byte{tI32}}
+	openFn  = wasmFunc{"styx", "open", []byte{tI32, tI32}, []byte{tI32}}
+	dotFn   = wasmFunc{"styx", "dot", []byte{tI32, tI32, tI32}, []byte{tF64}}
+	gemvFn  = wasmFunc{"styx", "gemv", []byte{tI32, tI32, tI32, tF64, tI32, tI32, tF64, tI32}, nil}
+	queryFn = wasmFunc{"styx", "query_respond", []byte{tI32, tI32}, []byte{tI32}}
+)
+
+func catalogue() []hostileCase {
+	return []hostileCase{
+		{name: "read a file", wasm: goProgram("readfile"), want: []error{ErrExit}, logHas: "read /etc/passwd"},
+		{name: "open a socket", wasm: goProgram("socket"), want: []error{ErrExit}, logHas: "dial 127.0.0.1:80"},
+		{name: "read the environment", wasm: goProgram("env"), want: []error{ErrExit}, logHas: "environ 0"},
+		{name: "infinite loop", wasm: goProgram("loop"), want: []error{ErrTimeout}},
+		{name: "memory bomb", wasm: goProgram("membomb"), want: []error{ErrMemory}},
+		{name: "huge output", wasm: goProgram("bigoutput"), want: []error{ErrLimit}, outputs: true},
+		{name: "deep recursion (Go stack)", wasm: goProgram("recursion"), want: []error{ErrMemory, ErrExit}},
+		{name: "deep recursion (wasm stack)", wasm: raw(module(nil, call(0))), want: []error{ErrGuestFault}},
+		{name: "malformed module", wasm: raw([]byte("\x00asm\x01\x00\x00\x00\x01\xff")), want: []error{ErrBadModule}},
+		{name: "not wasm", wasm: raw([]byte("#!/bin/sh\nrm -rf /\n")), want: []error{ErrBadModule}},
+		{name: "empty module", wasm: raw(nil), want: []error{ErrBadModule}},
+		{name: "import outside the host API", wasm: raw(module([]wasmFunc{{"env", "system", []byte{tI32}, nil}}, nil)), want: []error{ErrBadModule}},
+		{name: "unknown host function", wasm: raw(module([]wasmFunc{{"styx", "exec", nil, nil}}, nil)), want: []error{ErrBadModule}},
+		{name: "log with out-of-bounds pointer", wasm: raw(module([]wasmFunc{logFn}, cat(i32c(-65536), i32c(100), call(0)))), want: []error{ErrGuestFault}},
+		{name: "log with huge length", wasm: raw(module([]wasmFunc{logFn}, cat(i32c(16), i32c(-1), call(0)))), want: []error{ErrGuestFault}},
+		{name: "open with out-of-bounds name", wasm: raw(module([]wasmFunc{openFn}, cat(i32c(65530), i32c(10), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "read into out-of-bounds buffer", wasm: raw(module([]wasmFunc{readFn}, cat(i32c(1), i32c(65000), i32c(4096), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "dot past the end of memory", wasm: raw(module([]wasmFunc{dotFn}, cat(i32c(1<<20), i32c(0), i32c(8), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "dot misaligned", wasm: raw(module([]wasmFunc{dotFn}, cat(i32c(4), i32c(1), i32c(8), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "gemv with overflowing dimensions", wasm: raw(module([]wasmFunc{gemvFn},
+			cat(i32c(0), i32c(-1), i32c(-1), f64c(0), i32c(0), i32c(0), f64c(0), i32c(0), call(0)))), want: []error{ErrGuestFault}},
+		{name: "query call outside a query", wasm: raw(module([]wasmFunc{queryFn}, cat(i32c(0), i32c(0), call(0), drop()))), want: nil},
+		{name: "trap", wasm: raw(module(nil, []byte{0x00})), want: []error{ErrGuestFault}}, // unreachable
+	}
+}
+
+func TestEscapeCatalogue(t *testing.T) {
+	t.Setenv("STYX_SANDBOX_SECRET", "do-not-leak")
+	r := newRuntime(t, Config{
+		MemoryLimit:    64 << 20,
+		Timeout:        5 * time.Second,
+		MaxOutputBytes: 1 << 20,
+	})
+	for _, c := range catalogue() {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHost(map[string][]byte{"x": []byte(smallCSV)}, map[string]Kind{"out": KindTable})
+			_, err := r.Run(context.Background(), c.wasm(t), h)
+			t.Logf("error: %v", err)
+			if !matches(err, c.want) {
+				t.Fatalf("err = %v, want one of %v", err, c.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error has more than one line (a stack trace?): %q", err)
+			}
+			if !c.outputs && h.output("out") != nil {
+				t.Fatalf("escaped: output %q", h.output("out"))
+			}
+			if !strings.Contains(h.log(), c.logHas) {
+				t.Fatalf("log %q lacks %q", h.log(), c.logHas)
+			}
+			if hn, _ := os.Hostname(); len(hn) > 4 && strings.Contains(h.log(), hn) {
+				t.Fatal("the node's hostname reached the guest")
+			}
+			if strings.Contains(h.log(), "do-not-leak") {
+				t.Fatal("the node's environment reached the guest")
+			}
+			mustStillServe(t, r)
+		})
+	}
+}
+
+func matches(err error, want []error) bool {
+	if want == nil {
+		return err == nil
+	}
+	var re *RunError
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, w := range want {
+		if errors.Is(err, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLogCap(t *testing.T) {
+	r := newRuntime(t, Config{MaxLogBytes: 10 << 10})
+	h := newHost(nil, nil)
+	res, err := r.Run(context.Background(), build(t, "sandbox/testdata/hostile/logspam", false), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.LogTruncated || res.LogBytes != 10<<10 || len(h.log()) > 11<<10 || !strings.Contains(h.log(), "log truncated") {
+		t.Fatalf("log cap not enforced: %+v, %d bytes", res, len(h.log()))
+	}
+}
+
+func TestCanceledRun(t *testing.T) {
+	r := newRuntime(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	_, err := r.Run(ctx, build(t, "sandbox/testdata/hostile/loop", false), newHost(nil, nil))
+	if !errors.Is(err, ErrCanceled) {
+		t.Fatalf("err = %v, want ErrCanceled", err)
+	}
+}
+
+func TestWarmQueryTimeoutKillsInstance(t *testing.T) {
+	r := newRuntime(t, Config{Timeout: 2 * time.Second})
+	in := warmPredict(t, r, []byte("{}"))
+	// A huge CSV query takes the program a while but cannot exceed the limits; a loop
+	// cannot be triggered in svmpredict, so check the dead-instance path with Close.
+	in.Close(context.Background())
+	if _, err := in.Query(context.Background(), []byte("a\n1\n")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("query on a closed instance: %v", err)
+	}
+}
