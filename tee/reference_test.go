@@ -1,0 +1,149 @@
+package tee
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+var hex48 = strings.Repeat("ab", 48)
+
+func TestParseReferenceValues(t *testing.T) {
+	tests := []struct {
+		name, in string
+		err      string // "" for success
+	}{
+		{"empty object", `{}`, ""},
+		{"tdx", `{"tee":{"tdx":{"measurements":[{"mrtd":"` + hex48 + `"}],"min_tcb":"` + strings.Repeat("00", 16) + `"}}}`, ""},
+		{"tdx with rtmrs", `{"tee":{"tdx":{"measurements":[{"mrtd":"` + hex48 + `","rtmr0":"` + hex48 + `"}]}}}`, ""},
+		{"snp", `{"allow_debug":true,"tee":{"snp":{"measurements":[{"measurement":"` + hex48 + `"}],"min_tcb":"0300000000000008"}}}`, ""},
+		{"sim allowed", `{"allow_simulated":true}`, ""},
+		{"unknown field", `{"allow_simulation":true}`, "unknown field"},
+		{"unknown type", `{"tee":{"sev":{}}}`, "unknown tee type"},
+		{"null type", `{"tee":{"tdx":null}}`, "null entry"},
+		{"trailing data", `{} {}`, "trailing data"},
+		{"not json", `allow_simulated: true`, "invalid character"},
+		{"missing primary", `{"tee":{"tdx":{"measurements":[{"rtmr0":"` + hex48 + `"}]}}}`, `must name "mrtd"`},
+		{"unknown register", `{"tee":{"tdx":{"measurements":[{"mrtd":"` + hex48 + `","pcr0":"00"}]}}}`, "unknown register"},
+		{"short hex", `{"tee":{"tdx":{"measurements":[{"mrtd":"abcd"}]}}}`, "48 bytes"},
+		{"uppercase hex", `{"tee":{"tdx":{"measurements":[{"mrtd":"` + strings.ToUpper(hex48) + `"}]}}}`, "lowercase"},
+		{"bad tcb size", `{"tee":{"snp":{"min_tcb":"00"}}}`, "min_tcb"},
+		{"tcb on sim", `{"tee":{"sim":{"min_tcb":"00"}}}`, "min_tcb"},
+		{"wrong type", `{"allow_debug":"yes"}`, "cannot unmarshal"},
+		{"array", `[]`, "cannot unmarshal"},
+		{"too big", `{"tee":{}}` + strings.Repeat(" ", MaxReferenceSize), "more than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rv, err := ParseReferenceValues([]byte(tt.in))
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, err := ParseReferenceValues(rv.Marshal())
+				if err != nil || !bytes.Equal(again.Marshal(), rv.Marshal()) {
+					t.Fatalf("marshal round trip: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("got %v, want malformed saying %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	ref := &ReferenceValues{TEE: map[Type]*TypeReference{
+		TDX: {Measurements: []Measurement{{"mrtd": hex48, "rtmr1": hex48}}},
+	}}
+	good := &Claims{Type: TDX, Measurement: hex48, Registers: map[string]string{"mrtd": hex48, "rtmr1": hex48}}
+	if err := ref.Check(good); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		c    Claims
+		ref  *ReferenceValues
+		want error
+	}{
+		{"rtmr differs", Claims{Type: TDX, Measurement: hex48, Registers: map[string]string{"rtmr1": "00"}}, ref, ErrMeasurement},
+		{"mrtd differs", Claims{Type: TDX, Measurement: "00", Registers: good.Registers}, ref, ErrMeasurement},
+		{"debug", Claims{Type: TDX, Measurement: hex48, Registers: good.Registers, Debug: true}, ref, ErrDebug},
+		{"type", Claims{Type: SNP, Measurement: hex48}, ref, ErrType},
+		{"simulated strict", Claims{Type: Sim, Simulated: true}, ref, ErrSimulated},
+		{"simulated claiming tdx", Claims{Type: TDX, Simulated: true, Measurement: hex48, Registers: good.Registers}, ref, ErrSimulated},
+		{"nil reference", Claims{Type: TDX}, nil, ErrType},
+		{"empty reference", Claims{Type: TDX}, &ReferenceValues{}, ErrType},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.ref.Check(&tc.c)
+			var ve *VerifyError
+			if !errors.Is(err, tc.want) || !errors.As(err, &ve) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	sim := &Claims{Type: Sim, Simulated: true, Measurement: strings.Repeat("11", 32)}
+	if err := (&ReferenceValues{AllowSimulated: true}).Check(sim); err != nil {
+		t.Errorf("simulated with allow_simulated and no sim list: %v", err)
+	}
+	pinned := &ReferenceValues{AllowSimulated: true, TEE: map[Type]*TypeReference{
+		Sim: {Measurements: []Measurement{{"measurement": strings.Repeat("22", 32)}}}}}
+	if err := pinned.Check(sim); !errors.Is(err, ErrMeasurement) {
+		t.Errorf("simulated with another pinned measurement: %v", err)
+	}
+}
+
+func TestReportDataDomainSeparated(t *testing.T) {
+	a := ReportData("p", []byte("ab"), []byte("c"))
+	seen := map[string][64]byte{"a": a}
+	for name, rd := range map[string][64]byte{
+		"split":   ReportData("p", []byte("a"), []byte("bc")),
+		"purpose": ReportData("q", []byte("ab"), []byte("c")),
+		"joined":  ReportData("p", []byte("abc")),
+		"extra":   ReportData("p", []byte("ab"), []byte("c"), nil),
+	} {
+		for other, v := range seen {
+			if v == rd {
+				t.Errorf("%s collides with %s", name, other)
+			}
+		}
+		seen[name] = rd
+	}
+	if ReportData("p", []byte("ab"), []byte("c")) != a {
+		t.Error("not deterministic")
+	}
+	if err := CheckReportData(Sim, a[:], a); err != nil {
+		t.Error(err)
+	}
+	if err := CheckReportData(Sim, a[:63], a); !errors.Is(err, ErrReportData) {
+		t.Errorf("short report data: %v", err)
+	}
+}
+
+func FuzzParseReferenceValues(f *testing.F) {
+	f.Add([]byte(`{"tee":{"tdx":{"measurements":[{"mrtd":"` + hex48 + `"}],"min_tcb":"` + strings.Repeat("00", 16) + `"}}}`))
+	f.Add([]byte(`{"allow_simulated":true,"tee":{"sim":{"measurements":[{"measurement":"` + strings.Repeat("00", 32) + `"}]}}}`))
+	f.Add([]byte(`{"tee":{"snp":{"measurements":[{"measurement":"` + hex48 + `","hostdata":"` + strings.Repeat("00", 32) + `"}]}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rv, err := ParseReferenceValues(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		m := rv.Marshal()
+		again, err := ParseReferenceValues(m)
+		if err != nil {
+			t.Fatalf("canonical form does not parse: %v", err)
+		}
+		if !bytes.Equal(again.Marshal(), m) {
+			t.Fatal("canonical form not stable")
+		}
+		_ = rv.Check(&Claims{Type: TDX, Measurement: hex48})
+	})
+}
