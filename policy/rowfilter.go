@@ -92,6 +92,9 @@ func (f *RowFilter) readLiteral(s string) error {
 	return nil
 }
 
+// MarshalText renders the filter as text.
+func (f RowFilter) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
 // String renders the filter in the syntax ParseRowFilter accepts.
 func (f RowFilter) String() string {
 	col := f.Column

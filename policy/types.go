@@ -53,11 +53,11 @@ type Lifecycle struct {
 // An InputRule transforms a tabular (CSV) payload before a program sees it. It applies to a request
 // whose purpose is one of Purposes (or any, if empty) and whose program is one of Programs (or any).
 type InputRule struct {
-	Purposes []string
-	Programs []string
-	Keep     []string    // if non-empty, only these columns reach the program
-	Drop     []string    // these columns never reach the program
-	Rows     []RowFilter // a row reaches the program only if every filter holds
+	Purposes []string    `json:"purposes,omitempty"`
+	Programs []string    `json:"programs,omitempty"`
+	Keep     []string    `json:"keep,omitempty"` // if non-empty, only these columns reach the program
+	Drop     []string    `json:"drop,omitempty"` // these columns never reach the program
+	Rows     []RowFilter `json:"rows,omitempty"` // a row reaches the program only if every filter holds
 }
 
 func (r *InputRule) matches(purpose, program string) bool {
@@ -67,19 +67,19 @@ func (r *InputRule) matches(purpose, program string) bool {
 
 // OutputRules bound what an output made from a Pad may be.
 type OutputRules struct {
-	Kinds          []Kind     // allowed output kinds; nil allows every kind
-	MaxBytes       int64      // 0: no limit
-	MinAggregation int64      // minimum number of input rows behind each aggregate value; 0: none
-	Recipients     []party.ID // extra recipients every release must include
+	Kinds          []Kind     `json:"kinds"`                     // allowed output kinds; nil allows every kind
+	MaxBytes       int64      `json:"max_bytes,omitempty"`       // 0: no limit
+	MinAggregation int64      `json:"min_aggregation,omitempty"` // minimum input rows behind each aggregate value; 0: none
+	Recipients     []party.ID `json:"recipients,omitempty"`      // extra recipients every release must include
 }
 
 // TEERequirements state which TEEs may process a Pad.
 type TEERequirements struct {
-	Types          []string // acceptable TEE types ("tdx", "snp", "sgx", "sim"); nil: any hardware type
-	AllowSimulated bool     // accept simulated evidence (development only)
-	AllowDebug     bool     // accept a TEE in debug mode
-	Measurements   []string // acceptable measurements (hex); nil: any
-	MinTCB         uint64   // minimum TCB/SVN level
+	Types          []string `json:"types"`                  // acceptable TEE types ("tdx", "snp", "sgx", "sim"); nil: any
+	AllowSimulated bool     `json:"allow_simulated"`        // accept simulated evidence (development only)
+	AllowDebug     bool     `json:"allow_debug"`            // accept a TEE in debug mode
+	Measurements   []string `json:"measurements,omitempty"` // acceptable measurements (hex); nil: any
+	MinTCB         uint64   `json:"min_tcb,omitempty"`      // minimum TCB/SVN level
 }
 
 // Pos is a position in a policy document, "line:column", or "" when unknown.

@@ -170,6 +170,9 @@ func (v *validator) deriveSection(base *section, path string, lang Language, d r
 }
 
 func (v *validator) rules(path string, lang Language, src string) Rules {
+	if strings.TrimSpace(src) == "" {
+		return emptyRules{}
+	}
 	n := v.node(path)
 	origin := Origin{}
 	if n != nil {
