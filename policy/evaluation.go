@@ -55,6 +55,11 @@ func (ev *evaluation) source(src *Source) bool {
 	in := RuleInput{Request: ev.req, Principal: ev.principal, Groups: src.Policy.memberOf[ev.req.Principal], Pad: ev.ch.Pad,
 		PadOwner: ev.padOwner, Source: src.Pad.ID, Depth: src.Distance, Uses: ev.uses, PartyUses: ev.partyUses}
 	ok, reasons := sec.rules.Evaluate(&in)
+	for i := range reasons {
+		if reasons[i].Rule == "rules" {
+			reasons[i].Rule = sec.prefix + "rules"
+		}
+	}
 	ev.reasons = append(ev.reasons, reasons...)
 	ev.merge(src, sec)
 	return ok && structuredOK
