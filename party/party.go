@@ -92,6 +92,16 @@ func (k *Key) Sign(domain string, msg []byte) []byte {
 	return ed25519.Sign(k.sign, signedMessage(domain, msg))
 }
 
+// SignRaw signs msg with the Ed25519 key directly, for formats that carry their own framing,
+// such as the signed notes of the transparency log's tree heads. It refuses any message that
+// starts like a domain-separated one, so a raw signature can never pass for one made by Sign.
+func (k *Key) SignRaw(msg []byte) ([]byte, error) {
+	if len(msg) >= len(sigPrefix) && string(msg[:len(sigPrefix)]) == sigPrefix {
+		return nil, errors.New("party: raw message collides with the domain-separated signature prefix")
+	}
+	return ed25519.Sign(k.sign, msg), nil
+}
+
 // HPKEPrivateKey returns the HPKE private key for the KEM identified by kemID.
 func (k *Key) HPKEPrivateKey(kemID uint16) (hpke.PrivateKey, error) {
 	switch kemID {

@@ -141,6 +141,17 @@ func TestSignVerifyDomains(t *testing.T) {
 	}
 }
 
+func TestSignRawCannotForgeDomainSignatures(t *testing.T) {
+	k := mustKey(t)
+	if _, err := k.SignRaw(signedMessage("policy", []byte("x"))); err == nil {
+		t.Fatal("raw signature over a domain-separated message allowed")
+	}
+	sig, err := k.SignRaw([]byte("a note\n"))
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("SignRaw: %v", err)
+	}
+}
+
 func TestHPKERoundTrip(t *testing.T) {
 	k := mustKey(t)
 	for _, kem := range []uint16{KEMX25519, KEMXWing} {
