@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -81,4 +82,8 @@ func testClaims() Claims {
 		Outputs: []PadRef{{Pad: "pad1model", Policy: "sha256:derived"}},
 		TEE:     TEEClaims{Type: "sim", Measurement: "00ff", Simulated: true},
 	}
+}
+
+func regexpReplace(b []byte, expr, repl string) []byte {
+	return regexp.MustCompile(expr).ReplaceAll(b, []byte(repl))
 }

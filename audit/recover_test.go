@@ -59,8 +59,9 @@ func verifyAll(t *testing.T, l *Log, old *SignedHead) *SignedHead {
 	return head
 }
 
-// TestTornTailTruncated simulates a crash in the middle of an unacknowledged append at every byte
-// of its frame: the records file holds part of the frame, the hashes file none of its hashes.
+// TestTornTailTruncated simulates a crash in the middle of an unacknowledged append, cutting its
+// frame at every header byte and at many record bytes: the records file holds part of the frame,
+// the hashes file none of its hashes.
 func TestTornTailTruncated(t *testing.T) {
 	base := t.TempDir()
 	l := openTestLog(t, base)
@@ -74,7 +75,7 @@ func TestTornTailTruncated(t *testing.T) {
 	hashes, _ := os.ReadFile(filepath.Join(base, hashesFile))
 	head, _ := os.ReadFile(filepath.Join(base, headFile))
 
-	for cut := recEnd + 1; cut < full; cut++ {
+	for cut := recEnd + 1; cut < full; cut = nextCut(cut, recEnd, full) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, recordsFile), src[:cut], 0o600)
 		os.WriteFile(filepath.Join(dir, hashesFile), hashes[:hashEnd], 0o600)
@@ -95,7 +96,19 @@ func TestTornTailTruncated(t *testing.T) {
 	}
 }
 
-// TestTornTailWithHashesPartlyWritten: the crash hit after the records sync, while the hashes were
+// nextCut steps one byte through the frame header, then in strides through the record.
+// The last cut is always one byte short of the full frame.
+func nextCut(cut, start, full int64) int64 {
+	switch {
+	case cut < start+frameHeader+2 || cut == full-1:
+		return cut + 1
+	case cut+7 >= full:
+		return full - 1
+	}
+	return cut + 7
+}
+
+// TestTornHashes: the crash hit after the records sync, while the hashes were
 // being written. The record is complete; its hashes are rebuilt.
 func TestTornHashes(t *testing.T) {
 	dir := t.TempDir()
