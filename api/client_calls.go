@@ -238,4 +238,3 @@ func setNonEmpty(q url.Values, k, v string) {
 		q.Set(k, v)
 	}
 }
-

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -69,7 +70,7 @@ type JobSpec struct {
 	Inputs  map[string]string `json:"inputs"`           // input name → Pad id
 	Purpose string            `json:"purpose"`          // checked against every input's policy
 	Outputs []OutputSpec      `json:"outputs"`          // declared outputs, in order
-	Params  json.RawMessage   `json:"params,omitempty"` // passed to the program as is
+	Params  json.RawMessage   `json:"params,omitempty"` // a JSON object, passed to the program as is
 	Wait    bool              `json:"wait,omitempty"`   // hold the response until the job ends (bounded)
 }
 
@@ -117,8 +118,8 @@ func (j *JobSpec) Validate() error {
 	if len(j.Params) > maxParamsLen {
 		return Errorf(ErrBadRequest, "job params are %d bytes, at most %d", len(j.Params), maxParamsLen)
 	}
-	if len(j.Params) > 0 && !json.Valid(j.Params) {
-		return Errorf(ErrBadRequest, "job params are not valid JSON")
+	if len(j.Params) > 0 && (!json.Valid(j.Params) || !bytes.HasPrefix(bytes.TrimSpace(j.Params), []byte("{"))) {
+		return Errorf(ErrBadRequest, "job params: want a JSON object")
 	}
 	return nil
 }

@@ -1,0 +1,98 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzParseSignedRequest: no header set panics the parser, and whatever it accepts has a
+// canonical string of exactly nine lines (no field can smuggle a newline) that round-trips
+// through the headers SignRequest would write.
+func FuzzParseSignedRequest(f *testing.F) {
+	key := testKey(f, 0)
+	r := signedRequest(f, key, "node-a", "GET", "/v1/audit?pad=p", nil, testNow)
+	f.Add(r.Method, r.RequestURI, r.Header.Get(HeaderIdentity), r.Header.Get(HeaderDate), r.Header.Get(HeaderNonce),
+		r.Header.Get(HeaderContentSHA256), r.Header.Get(HeaderAudience), r.Header.Get(HeaderSignature))
+	f.Add("POST", "/v1/pads\n", "styx1", "2026-01-01T00:00:00Z", "AAAAAAAAAAAAAAAAAAAAAA", EmptySHA256, "a\nb", "")
+	f.Add("GET", "/", "", "", "", "", "", "")
+	f.Fuzz(func(t *testing.T, method, uri, ident, date, nonce, sum, aud, sig string) {
+		h := http.Header{}
+		for k, v := range map[string]string{HeaderIdentity: ident, HeaderDate: date, HeaderNonce: nonce,
+			HeaderContentSHA256: sum, HeaderAudience: aud, HeaderSignature: sig} {
+			h.Set(k, v)
+		}
+		s, err := parseSignedRequest(method, uri, h)
+		if err != nil {
+			return
+		}
+		lines := strings.Split(string(s.Canonical()), "\n")
+		if len(lines) != 9 || lines[8] != "" {
+			t.Fatalf("canonical string has %d lines: %q", len(lines), s.Canonical())
+		}
+		if lines[4] != date || lines[5] != nonce || lines[6] != sum || lines[3] != aud || lines[2] != uri {
+			t.Fatalf("canonical fields differ from headers: %q", s.Canonical())
+		}
+	})
+}
+
+// FuzzDecodeError: any response body becomes a bounded *Error with a known HTTP status.
+func FuzzDecodeError(f *testing.F) {
+	f.Add(403, []byte(`{"code":"denied","message":"no","reasons":["a","b"]}`))
+	f.Add(502, []byte("<html>bad gateway</html>"))
+	f.Add(200, []byte(`{"code":""}`))
+	f.Add(404, []byte(`{"code":"not_found","reasons":["`+strings.Repeat("x", 5000)+`"]}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		e := decodeError(status, body)
+		if e.Code == "" || len(e.Message) > maxErrorText+3 || len(e.Reasons) > maxErrorReasons {
+			t.Fatalf("unbounded error: %+v", e)
+		}
+		for _, r := range e.Reasons {
+			if len(r) > maxErrorText+3 {
+				t.Fatalf("reason of %d bytes", len(r))
+			}
+		}
+	})
+}
+
+// FuzzJobSpec: decoding and validating any body never panics, and a valid spec re-encodes to
+// a spec that is still valid and equal.
+func FuzzJobSpec(f *testing.F) {
+	f.Add([]byte(`{"program":"` + strings.Repeat("a", 64) + `","inputs":{"a":"pad-1"},"purpose":"research","outputs":[{"name":"m","kind":"model"}],"params":{"k":1}}`))
+	f.Add([]byte(`{"inputs":{"":""}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var spec JobSpec
+		if decodeJSON(body, &spec) != nil || spec.Validate() != nil {
+			return
+		}
+		b, err := json.Marshal(&spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again JobSpec
+		if err := decodeJSON(b, &again); err != nil || again.Validate() != nil {
+			t.Fatalf("re-encoded spec fails: %v", err)
+		}
+		b2, _ := json.Marshal(&again)
+		if !bytes.Equal(b, b2) {
+			t.Fatalf("not stable:\n%s\n%s", b, b2)
+		}
+	})
+}
+
+// FuzzValidatePadID: an accepted id is safe in a URL path and a statement line.
+func FuzzValidatePadID(f *testing.F) {
+	for _, s := range []string{"pad-1", "..", ".", "a/b", "a b", "a\nb", strings.Repeat("x", 129), "P.ad_9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if ValidatePadID(id) != nil {
+			return
+		}
+		if strings.ContainsAny(id, "/?#%\n \\") || id == "." || id == ".." || len(id) > MaxPadIDLen {
+			t.Fatalf("unsafe id accepted: %q", id)
+		}
+	})
+}
