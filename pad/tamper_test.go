@@ -128,6 +128,8 @@ func payloadKeyOf(t *testing.T, p []byte) (int, []byte, uint64) {
 // once) so that it can afford all of them; a sample goes through Open as well.
 func TestTamperEveryChunkByte(t *testing.T) {
 	t.Parallel()
+	// Every byte of a Pad whose last chunk is partial; every 61st byte of one whose last chunk is
+	// full (the same code path, twice the cost).
 	for _, size := range []int{tamperPayloadLen, 2 * ChunkSize} {
 		plain := make([]byte, size)
 		rand.Read(plain)
@@ -137,6 +139,9 @@ func TestTamperEveryChunkByte(t *testing.T) {
 		lastStart := (len(payload) - 1) / (ChunkSize + stream.Overhead) * (ChunkSize + stream.Overhead)
 		ranges := [][2]int{{0, ChunkSize + stream.Overhead}, {lastStart, len(payload)}}
 		step := 1
+		if size%ChunkSize == 0 {
+			step = 61
+		}
 		if testing.Short() {
 			step = 97
 		}

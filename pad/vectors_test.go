@@ -145,3 +145,52 @@ func runVector(t *testing.T, v vector) {
 		t.Fatalf("%s: released a partial chunk", v.comment)
 	}
 }
+
+// FuzzOpen feeds arbitrary bytes to Open and the payload reader: nothing may panic, and whatever
+// opens must also inspect. The seeds are the small test vectors.
+func FuzzOpen(f *testing.F) {
+	entries, err := vectors.ReadDir("testdata/vectors")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		data, _ := vectors.ReadFile("testdata/vectors/" + e.Name())
+		if len(data) < 8<<10 {
+			_, p, _ := bytes.Cut(data, []byte("\n\n"))
+			f.Add(p)
+		}
+	}
+	bob := loadFuzzKey(f)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		h, r, err := pad.Open(bytes.NewReader(p), bob)
+		if err != nil {
+			if h != nil || r != nil {
+				t.Fatal("values returned with an error")
+			}
+			var pe *pad.Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %T is not a *pad.Error: %v", err, err)
+			}
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil && !errors.Is(err, pad.ErrTampered) {
+			t.Fatalf("payload error is not ErrTampered: %v", err)
+		}
+		ih, err := pad.Inspect(bytes.NewReader(p))
+		if err != nil || ih.ID != h.ID {
+			t.Fatalf("opens but does not inspect: %v", err)
+		}
+	})
+}
+
+func loadFuzzKey(f *testing.F) *party.Key {
+	data, err := os.ReadFile(path.Join("testdata", "keys", "bob.key"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	k, err := party.ParseKey(data)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return k
+}

@@ -88,7 +88,7 @@ func (d *decoder) next(what string, n int) ([]byte, error) {
 	d.raw = append(d.raw, make([]byte, n)...)
 	if _, err := io.ReadFull(d.r, d.raw[start:]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			if start == 0 {
+			if start == 0 && err == io.EOF {
 				return nil, malformed("empty input, not a pad")
 			}
 			return nil, malformed("header truncated in %s at byte %d", what, start)
