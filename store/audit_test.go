@@ -8,6 +8,7 @@ import (
 )
 
 func TestAuditAppendRead(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	a := s.Audit()
@@ -41,6 +42,7 @@ func TestAuditAppendRead(t *testing.T) {
 // TestAuditIsAppendOnly checks the server itself refuses to delete or purge
 // audit events, even when asked directly through the JetStream API.
 func TestAuditIsAppendOnly(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	if _, err := s.Audit().Append(ctx, []byte("e")); err != nil {
@@ -61,6 +63,7 @@ func TestAuditIsAppendOnly(t *testing.T) {
 // TestCountersAreServerProtected checks the counter stream refuses deletes
 // and purges at the JetStream level too.
 func TestCountersAreServerProtected(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	if _, err := s.Reserve(ctx, "c", 2, 10); err != nil {

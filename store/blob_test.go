@@ -24,6 +24,7 @@ func openDisk(t *testing.T, maxSize int64) (*Disk, string) {
 }
 
 func TestBlobRoundTrip(t *testing.T) {
+	t.Parallel()
 	d, _ := openDisk(t, 0)
 	ctx := testCtx(t)
 	data := bytes.Repeat([]byte("payload-"), 100_000)
@@ -65,6 +66,7 @@ func TestBlobRoundTrip(t *testing.T) {
 }
 
 func TestBlobIDsCannotEscape(t *testing.T) {
+	t.Parallel()
 	d, dir := openDisk(t, 0)
 	ctx := testCtx(t)
 	bad := []string{"", "..", "../x", "a/b", "/etc/passwd", ".hidden", ".tmp-1", "a\\b",
@@ -98,6 +100,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestBlobFailedPutLeavesNothing(t *testing.T) {
+	t.Parallel()
 	d, dir := openDisk(t, 1<<20)
 	ctx := testCtx(t)
 	if _, err := d.Put(ctx, "half", &failingReader{n: 300_000}); err == nil {
@@ -120,6 +123,7 @@ func TestBlobFailedPutLeavesNothing(t *testing.T) {
 }
 
 func TestBlobContentAddressed(t *testing.T) {
+	t.Parallel()
 	d, _ := openDisk(t, 0)
 	ctx := testCtx(t)
 	data := []byte("(module)")
@@ -140,6 +144,7 @@ func TestBlobContentAddressed(t *testing.T) {
 }
 
 func TestOpenDiskRemovesTempLitter(t *testing.T) {
+	t.Parallel()
 	d, dir := openDisk(t, 0)
 	if _, err := d.Put(testCtx(t), "keep", strings.NewReader("k")); err != nil {
 		t.Fatal(err)

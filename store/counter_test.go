@@ -7,10 +7,12 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 func TestReserveRaceAdmitsExactlyLimit(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	const racers, limit = 64, 7
@@ -52,6 +54,7 @@ func TestReserveRaceAdmitsExactlyLimit(t *testing.T) {
 }
 
 func TestReserveLimits(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	if n, err := s.Counter(ctx, "fresh"); err != nil || n != 0 {
@@ -83,6 +86,7 @@ func TestReserveLimits(t *testing.T) {
 }
 
 func TestAdvanceVersionRefusesRollback(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	if _, _, err := s.Version(ctx, "policy.p"); !errors.Is(err, ErrNotFound) {
@@ -114,6 +118,7 @@ func TestAdvanceVersionRefusesRollback(t *testing.T) {
 }
 
 func TestAdvanceVersionRace(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
@@ -133,6 +138,7 @@ func TestAdvanceVersionRace(t *testing.T) {
 }
 
 func TestCorruptCounterIsReported(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	// Write a malformed counter behind the package's back, as a hostile
@@ -149,6 +155,7 @@ func TestCorruptCounterIsReported(t *testing.T) {
 }
 
 func TestDeletedCounterIsNotReset(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	if _, err := s.Reserve(ctx, "c", 5, 5); err != nil {
@@ -167,17 +174,43 @@ func TestDeletedCounterIsNotReset(t *testing.T) {
 	}
 }
 
+// BenchmarkReserve measures one uncontended reservation, with the default
+// fsync on every write and without it (the cost of SyncAlways).
 func BenchmarkReserve(b *testing.B) {
+	for _, noSync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("noSync=%v", noSync), func(b *testing.B) {
+			s, err := Open(b.Context(), Config{Dir: b.TempDir(), Key: GenerateKey(), noSync: noSync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			for b.Loop() {
+				if _, err := s.Reserve(b.Context(), "bench", 1, math.MaxUint64); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReserveParallel measures reservations on distinct counters from
+// many goroutines (one admission per Pad).
+func BenchmarkReserveParallel(b *testing.B) {
 	s, err := Open(b.Context(), Config{Dir: b.TempDir(), Key: GenerateKey()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	for b.Loop() {
-		if _, err := s.Reserve(b.Context(), "bench", 1, math.MaxUint64); err != nil {
-			b.Fatal(err)
+	var next atomic.Int64
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		key := fmt.Sprintf("bench.%d", next.Add(1))
+		for pb.Next() {
+			if _, err := s.Reserve(b.Context(), key, 1, math.MaxUint64); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
 }
 
 func BenchmarkGet(b *testing.B) {

@@ -33,6 +33,7 @@ const (
 )
 
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
+	t.Parallel()
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir, os.Getenv(crashKeyEnv))
 		return
@@ -94,7 +95,7 @@ func runAndKill(t *testing.T, dir string, key *Key, round int) acked {
 		}
 	}
 	time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond) // land mid-write
-	if err := cmd.Process.Kill(); err != nil {                     // SIGKILL
+	if err := cmd.Process.Kill(); err != nil {                    // SIGKILL
 		t.Fatal(err)
 	}
 	for l := range lines { // whatever the child reported before dying

@@ -69,22 +69,39 @@ var buckets = map[Bucket]bucketSpec{
 	Versions:    {monotonic: true},
 }
 
+// createBuckets creates (or updates) every bucket's stream concurrently:
+// each creation waits on an fsync, so doing them one by one multiplies
+// startup time.
 func (s *Store) createBuckets(ctx context.Context) error {
+	type result struct {
+		b      Bucket
+		stream jetstream.Stream
+		kv     jetstream.KeyValue
+		err    error
+	}
+	results := make(chan result, len(buckets))
+	for b, spec := range buckets {
+		go func() {
+			r := result{b: b}
+			r.stream, r.err = s.js.CreateOrUpdateStream(ctx, bucketStream(b, spec))
+			if r.err == nil {
+				r.kv, r.err = s.js.KeyValue(ctx, string(b))
+			}
+			results <- r
+		}()
+	}
 	s.kvs = make(map[Bucket]jetstream.KeyValue, len(buckets))
 	s.streams = make(map[Bucket]jetstream.Stream, len(buckets))
-	for b, spec := range buckets {
-		stream, err := s.js.CreateOrUpdateStream(ctx, bucketStream(b, spec))
-		if err != nil {
-			return fmt.Errorf("store: create bucket %s: %w", b, err)
+	var errs []error
+	for range buckets {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("store: create bucket %s: %w", r.b, r.err))
+			continue
 		}
-		s.streams[b] = stream
-		kv, err := s.js.KeyValue(ctx, string(b))
-		if err != nil {
-			return fmt.Errorf("store: bind bucket %s: %w", b, err)
-		}
-		s.kvs[b] = kv
+		s.kvs[r.b], s.streams[r.b] = r.kv, r.stream
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // bucketStream is the stream behind a bucket: the layout nats.go's

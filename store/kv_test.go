@@ -8,6 +8,7 @@ import (
 )
 
 func TestCreateGetUpdate(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 
@@ -39,6 +40,7 @@ func TestCreateGetUpdate(t *testing.T) {
 }
 
 func TestDeleteThenCreate(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, Revocations, "pad.x", []byte("r")); err != nil {
@@ -56,6 +58,7 @@ func TestDeleteThenCreate(t *testing.T) {
 }
 
 func TestInvalidArguments(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	for _, key := range []string{"", ".a", "a.", "a..b", "a b", "a*", "a>", "../x", string(make([]byte, 513))} {
@@ -75,6 +78,7 @@ func TestInvalidArguments(t *testing.T) {
 }
 
 func TestMonotonicBucketsRefuseGenericWrites(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	if _, err := s.Reserve(ctx, "c", 1, 10); err != nil {
@@ -103,6 +107,7 @@ func TestMonotonicBucketsRefuseGenericWrites(t *testing.T) {
 }
 
 func TestKeysPrefix(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	for _, k := range []string{"pad.a.meta", "pad.b.meta", "padding", "prog.x"} {
@@ -136,6 +141,7 @@ func TestKeysPrefix(t *testing.T) {
 }
 
 func TestPurgeRemovesEveryRevision(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	secret := []byte("wrapped-data-key-material")

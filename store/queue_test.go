@@ -8,6 +8,7 @@ import (
 )
 
 func TestJobQueueLifecycle(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	q := s.Jobs()
@@ -52,6 +53,7 @@ func TestJobQueueLifecycle(t *testing.T) {
 }
 
 func TestJobMaxDeliver(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s, err := Open(ctx, Config{Dir: filepath.Join(t.TempDir(), "s"), Key: GenerateKey(), JobMaxDeliver: 2})
 	if err != nil {
@@ -77,6 +79,7 @@ func TestJobMaxDeliver(t *testing.T) {
 }
 
 func TestJobTermAndLimits(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	ctx := testCtx(t)
 	q := s.Jobs()

@@ -48,6 +48,9 @@ type Config struct {
 	// AuditMaxAge drops audit events older than this. Zero keeps them
 	// forever (the default: the audit log is append-only).
 	AuditMaxAge time.Duration
+
+	// noSync turns SyncAlways off. Benchmarks only, to measure its cost.
+	noSync bool
 }
 
 // Store is an open store. It is safe for concurrent use.
@@ -136,7 +139,7 @@ func (s *Store) serverOptions() (*server.Options, error) {
 		NoSigs:            true,
 		JetStream:         true,
 		StoreDir:          filepath.Join(s.cfg.Dir, "nats"),
-		SyncAlways:        true,
+		SyncAlways:        !s.cfg.noSync,
 		JetStreamKey:      s.cfg.Key.natsKey(),
 		JetStreamCipher:   server.AES,
 		JetStreamMaxStore: s.cfg.MaxStoreBytes,
@@ -213,20 +216,13 @@ func (s *Store) connect() error {
 }
 
 func (s *Store) setup(ctx context.Context) error {
-	if err := s.createBuckets(ctx); err != nil {
-		return err
-	}
-	jobs, err := newQueue(ctx, s.js, s.cfg.JobMaxDeliver, s.cfg.JobAckWait)
-	if err != nil {
-		return err
-	}
-	s.jobs = jobs
-	audit, err := newAuditStream(ctx, s.js, s.cfg.AuditMaxAge)
-	if err != nil {
-		return err
-	}
-	s.audit = audit
-	return nil
+	var wg sync.WaitGroup
+	var errBuckets, errJobs, errAudit error
+	wg.Go(func() { errBuckets = s.createBuckets(ctx) })
+	wg.Go(func() { s.jobs, errJobs = newQueue(ctx, s.js, s.cfg.JobMaxDeliver, s.cfg.JobAckWait) })
+	wg.Go(func() { s.audit, errAudit = newAuditStream(ctx, s.js, s.cfg.AuditMaxAge) })
+	wg.Wait()
+	return errors.Join(errBuckets, errJobs, errAudit)
 }
 
 // ClientURL is the URL other processes can use to reach this store's NATS

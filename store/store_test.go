@@ -13,6 +13,7 @@ import (
 )
 
 func TestValuesSurviveRestart(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	key := GenerateKey()
 	ctx := testCtx(t)
@@ -64,6 +65,7 @@ func TestValuesSurviveRestart(t *testing.T) {
 }
 
 func TestWrongKeyFailsClearly(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s := openAt(t, dir, GenerateKey())
 	if _, err := s.Create(testCtx(t), Pads, "pad.a", []byte("x")); err != nil {
@@ -81,6 +83,7 @@ func TestWrongKeyFailsClearly(t *testing.T) {
 }
 
 func TestNoPlaintextOnDisk(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s := openAt(t, dir, GenerateKey())
 	ctx := testCtx(t)
@@ -115,6 +118,7 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 }
 
 func TestSecondOpenIsRefused(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	key := GenerateKey()
 	openAt(t, dir, key)
@@ -124,6 +128,7 @@ func TestSecondOpenIsRefused(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	for name, cfg := range map[string]Config{
 		"no dir":     {Key: GenerateKey()},
@@ -143,6 +148,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestListenIsOptIn(t *testing.T) {
+	t.Parallel()
 	s := openTemp(t)
 	if u := s.ClientURL(); u != "" {
 		t.Fatalf("default store listens on %s", u)
@@ -161,6 +167,7 @@ func TestListenIsOptIn(t *testing.T) {
 // most verbose level) and checks neither the key nor the subkey handed to
 // NATS appears.
 func TestKeyNeverLogged(t *testing.T) {
+	t.Parallel()
 	raw := bytes.Repeat([]byte{0xAB}, KeySize)
 	key, err := NewKey(raw)
 	if err != nil {
