@@ -126,3 +126,21 @@ func BenchmarkOpen100k(b *testing.B) {
 		l.Close()
 	}
 }
+
+// BenchmarkAppendParallel: concurrent single appends share fsyncs through group commit.
+func BenchmarkAppendParallel(b *testing.B) {
+	l := openTestLog(b, b.TempDir())
+	ctx := context.Background()
+	ev := testEvent(1)
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := l.Append(ctx, ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

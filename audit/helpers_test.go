@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,8 +19,11 @@ func testKey(name string) ed25519.PrivateKey {
 
 // testClock returns a clock that advances one millisecond per call from a fixed instant.
 func testClock() func() time.Time {
+	var mu sync.Mutex
 	t := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
 		t = t.Add(time.Millisecond)
 		return t
 	}

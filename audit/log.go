@@ -23,14 +23,15 @@ type Options struct {
 	// PublicKey is the cluster key heads are verified with. If nil, it is taken from Signer when
 	// Signer has a Public() crypto.PublicKey method (both adapters in this package do).
 	PublicKey ed25519.PublicKey
-	// Now is the clock for event and head times; nil means time.Now.
+	// Now is the clock for event and head times, called concurrently; nil means time.Now.
 	Now func() time.Time
 	// Logger receives diagnostics (torn-tail repairs); nil discards them.
 	Logger *slog.Logger
 }
 
-// A Log is the append-only transparency log. It is safe for concurrent use; appends are
-// serialised and each is durable when it returns.
+// A Log is the append-only transparency log. It is safe for concurrent use. Each append is
+// durable when it returns; concurrent appends are committed together (group commit), so many
+// appenders share the cost of one fsync.
 type Log struct {
 	st     Storage
 	origin string
@@ -38,11 +39,17 @@ type Log struct {
 	pub    ed25519.PublicKey
 	now    func() time.Time
 
-	mu     sync.Mutex // serialises appends and head signing
-	size   int64
-	front  *frontier
+	mu      sync.Mutex
+	size    int64        // durable records: what reads and proofs see
+	staged  int64        // records given an index, durable or waiting in pending
+	front   *frontier    // the tree frontier at staged
+	pending []*commitReq // staged batches waiting for the writer
+	writing bool         // an appender is writing pending batches
+	failed  error        // a storage append failed: the log must be reopened
+	closed  bool
+
+	headMu sync.Mutex  // serialises head signing, apart from appends
 	head   *SignedHead // latest signed head, or nil
-	closed bool
 }
 
 // An Entry is one record of the log with its index.
@@ -88,6 +95,7 @@ func New(st Storage, opts Options) (*Log, error) {
 		return nil, errors.New("audit: a Signer needs an Ed25519 PublicKey in Options")
 	}
 	l.size = st.Size()
+	l.staged = l.size
 	var err error
 	if l.front, err = newFrontier(l.size, st); err != nil {
 		return nil, fmt.Errorf("audit: load tree frontier: %w", err)
@@ -152,7 +160,8 @@ func (l *Log) Append(ctx context.Context, ev Event) (Entry, error) {
 }
 
 // AppendBatch appends events in order with one durable write: the way to log a burst of queries.
-// Either all are appended or none.
+// Either all are appended or none. It returns once the events are durable, even if ctx is
+// cancelled meanwhile (an append under way cannot be taken back).
 func (l *Log) AppendBatch(ctx context.Context, evs []Event) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -176,26 +185,13 @@ func (l *Log) AppendBatch(ctx context.Context, evs []Event) ([]Entry, error) {
 		records[i] = rec
 		entries[i] = Entry{Record: rec, Event: &ev}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil, ErrClosed
-	}
-	front := l.front.clone()
-	var hashes []tlog.Hash
-	for i, rec := range records {
-		hs, err := front.add(l.size+int64(i), tlog.RecordHash(rec))
-		if err != nil {
-			return nil, err
-		}
-		hashes = append(hashes, hs...)
-		entries[i].Index = l.size + int64(i)
-	}
-	if err := l.st.Append(records, hashes); err != nil {
+	first, err := l.commit(records)
+	if err != nil {
 		return nil, err
 	}
-	l.front = front
-	l.size += int64(len(records))
+	for i := range entries {
+		entries[i].Index = first + int64(i)
+	}
 	return entries, nil
 }
 
@@ -218,22 +214,25 @@ func (l *Log) SignHead(ctx context.Context) (*SignedHead, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	size, closed := l.size, l.closed
+	l.mu.Unlock()
+	if closed {
 		return nil, ErrClosed
 	}
-	if l.head != nil && l.head.Size == l.size {
+	if l.head != nil && l.head.Size == size {
 		return l.head, nil
 	}
 	if l.signer == nil {
 		return nil, ErrNoSigner
 	}
-	root, err := tlog.TreeHash(l.size, l.st)
+	root, err := tlog.TreeHash(size, l.st)
 	if err != nil {
 		return nil, fmt.Errorf("audit: tree hash: %w", err)
 	}
-	sh, err := signHead(Head{Origin: l.origin, Size: l.size, Root: root, Time: l.now().UTC()}, l.signer, l.pub)
+	sh, err := signHead(Head{Origin: l.origin, Size: size, Root: root, Time: l.now().UTC()}, l.signer, l.pub)
 	if err != nil {
 		return nil, err
 	}
@@ -246,8 +245,8 @@ func (l *Log) SignHead(ctx context.Context) (*SignedHead, error) {
 
 // LatestHead returns the latest signed head without signing a new one (nil if none yet).
 func (l *Log) LatestHead() *SignedHead {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
 	return l.head
 }
 
