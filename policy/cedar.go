@@ -130,7 +130,7 @@ func (r *cedarRules) Evaluate(in *RuleInput) (bool, []Reason) {
 		Principal: types.NewEntityUID("Styx::Party", types.String(in.Principal)),
 		Action:    types.NewEntityUID("Styx::Action", types.String(in.Request.Action)),
 		Resource:  types.NewEntityUID("Styx::Pad", types.String(in.Pad.ID)),
-		Context:   cedarContext(in),
+		Context:   cedarContextFor(in),
 	}
 	ents := &cedarEntities{principal: req.Principal, resource: req.Resource, in: in}
 	dec, diag := cedar.Authorize(r.set, ents, req)

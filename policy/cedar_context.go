@@ -14,19 +14,63 @@ type cedarEntities struct {
 func (e *cedarEntities) Get(uid types.EntityUID) (types.Entity, bool) {
 	switch uid {
 	case e.principal:
-		parents := make([]types.EntityUID, len(e.in.Groups))
-		for i, g := range e.in.Groups {
-			parents[i] = types.NewEntityUID("Styx::Group", types.String(g))
+		if e.in.policy != nil {
+			return types.Entity{UID: uid, Parents: e.in.policy.cedarParents[e.in.Request.Principal]}, true
 		}
-		return types.Entity{UID: uid, Parents: types.NewEntityUIDSet(parents...)}, true
+		return types.Entity{UID: uid, Parents: groupSet(e.in.Groups)}, true
 	case e.resource:
-		return types.Entity{UID: uid, Attributes: types.NewRecord(types.RecordMap{
-			"kind":  types.String(e.in.Pad.Kind),
-			"owner": types.NewEntityUID("Styx::Party", types.String(e.in.PadOwner)),
-			"depth": types.Long(e.in.Pad.Depth),
-		})}, true
+		m := e.in.memo
+		if m == nil {
+			m = &ruleMemo{}
+		}
+		if m.resource == nil {
+			m.resource = &types.Entity{UID: uid, Attributes: types.NewRecord(types.RecordMap{
+				"kind":  types.String(e.in.Pad.Kind),
+				"owner": types.NewEntityUID("Styx::Party", types.String(e.in.PadOwner)),
+				"depth": types.Long(e.in.Pad.Depth),
+			})}
+		}
+		return *m.resource, true
 	}
 	return types.Entity{}, false
+}
+
+func groupSet(groups []string) types.EntityUIDSet {
+	parents := make([]types.EntityUID, len(groups))
+	for i, g := range groups {
+		parents[i] = types.NewEntityUID("Styx::Group", types.String(g))
+	}
+	return types.NewEntityUIDSet(parents...)
+}
+
+// ruleMemo caches, for one decision, the parts of the Cedar request that every source shares.
+type ruleMemo struct {
+	shared   types.RecordMap      // context without depth
+	byDepth  map[int]types.Record // full contexts by depth
+	resource *types.Entity
+}
+
+// cedarContextFor returns the context for in, reusing the decision's memo when there is one.
+func cedarContextFor(in *RuleInput) types.Record {
+	m := in.memo
+	if m == nil {
+		return cedarContext(in)
+	}
+	if r, ok := m.byDepth[in.Depth]; ok {
+		return r
+	}
+	if m.shared == nil {
+		m.shared = cedarShared(in)
+		m.byDepth = map[int]types.Record{}
+	}
+	ctx := make(types.RecordMap, len(m.shared)+1)
+	for k, v := range m.shared {
+		ctx[k] = v
+	}
+	ctx["depth"] = types.Long(in.Depth)
+	r := types.NewRecord(ctx)
+	m.byDepth[in.Depth] = r
+	return r
 }
 
 func cedarUses(m map[Action]uint64) types.Record {
@@ -48,6 +92,12 @@ func clampLong(n uint64) types.Long {
 // cedarContext builds the context record of the Styx schema; every attribute is always present, so
 // rules never fail on a missing attribute (an absent output has kind "" and size 0).
 func cedarContext(in *RuleInput) types.Record {
+	ctx := cedarShared(in)
+	ctx["depth"] = types.Long(in.Depth)
+	return types.NewRecord(ctx)
+}
+
+func cedarShared(in *RuleInput) types.RecordMap {
 	r := in.Request
 	out := types.RecordMap{"kind": types.String(""), "bytes": types.Long(0), "aggregation": types.Long(0), "recipients": types.NewSet()}
 	if r.Output != nil {
@@ -62,14 +112,13 @@ func cedarContext(in *RuleInput) types.Record {
 			"recipients":  types.NewSet(recips...),
 		}
 	}
-	return types.NewRecord(types.RecordMap{
+	return types.RecordMap{
 		"now":        types.NewDatetime(r.Now),
 		"purpose":    types.String(r.Purpose),
 		"program":    types.String(r.Program),
 		"job":        types.String(r.Job),
 		"uses":       cedarUses(in.Uses),
 		"party_uses": cedarUses(in.PartyUses),
-		"depth":      types.Long(in.Depth),
 		"tee": types.NewRecord(types.RecordMap{
 			"type":        types.String(r.TEE.Type),
 			"measurement": types.String(r.TEE.Measurement),
@@ -78,5 +127,5 @@ func cedarContext(in *RuleInput) types.Record {
 			"tcb":         clampLong(r.TEE.TCB),
 		}),
 		"output": types.NewRecord(out),
-	})
+	}
 }

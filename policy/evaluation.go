@@ -18,6 +18,7 @@ type evaluation struct {
 	counters  map[CounterKey]*Counter
 	order     []CounterKey
 	ob        Obligations
+	memo      ruleMemo
 }
 
 func newEvaluation(ch *Chain, req *Request) *evaluation {
@@ -53,7 +54,8 @@ func (ev *evaluation) source(src *Source) bool {
 	ev.checkOutput(src, sec)
 	structuredOK := len(ev.reasons) == n
 	in := RuleInput{Request: ev.req, Principal: ev.principal, Groups: src.Policy.memberOf[ev.req.Principal], Pad: ev.ch.Pad,
-		PadOwner: ev.padOwner, Source: src.Pad.ID, Depth: src.Distance, Uses: ev.uses, PartyUses: ev.partyUses}
+		PadOwner: ev.padOwner, Source: src.Pad.ID, Depth: src.Distance, Uses: ev.uses, PartyUses: ev.partyUses,
+		policy: src.Policy, memo: &ev.memo}
 	ok, reasons := sec.rules.Evaluate(&in)
 	for i := range reasons {
 		if reasons[i].Rule == "rules" {

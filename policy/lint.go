@@ -103,6 +103,10 @@ func (l *linter) groups(p *Policy) {
 	}
 	for _, s := range sections {
 		for _, g := range s.rules.GroupRefs() {
+			if !s.owns("rules") {
+				used[g] = true
+				continue
+			}
 			used[g] = true
 			if _, ok := p.groups[g]; !ok {
 				l.warn(strings.TrimSuffix(s.prefix+"rules", "."), "rules mention group %q, which is not defined, so they never match its members", g)
@@ -126,6 +130,9 @@ func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 	}
 	for _, s := range sections {
 		for _, a := range Actions {
+			if !s.owns("lifecycle") {
+				break
+			}
 			if n, ok := s.lifecycle.MaxUses[a]; ok && n == 0 {
 				l.warn(s.prefix+"lifecycle.max_uses."+string(a), "max_uses 0: %s can never be allowed", a)
 			}
@@ -133,7 +140,7 @@ func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 				l.warn(s.prefix+"lifecycle.max_uses_per_party."+string(a), "max_uses_per_party 0: %s can never be allowed", a)
 			}
 		}
-		if s.output.Kinds != nil && len(s.output.Kinds) == 0 {
+		if s.owns("output") && s.output.Kinds != nil && len(s.output.Kinds) == 0 {
 			l.warn(s.prefix+"output.kinds", "empty list: no output may ever be created")
 		}
 	}
@@ -146,3 +153,6 @@ func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 		l.warn("tee.types", "empty list: no TEE is acceptable, nothing can ever run")
 	}
 }
+
+// owns reports whether a section sets a field itself rather than inheriting it.
+func (s *section) owns(field string) bool { return s.own == nil || s.own[field] }

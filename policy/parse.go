@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/cedar-policy/cedar-go/types"
 	"github.com/styx-tee/styx/party"
 	"gopkg.in/yaml.v3"
 )
@@ -16,21 +17,23 @@ import (
 // A Policy is a parsed, validated policy document. It is immutable and safe for concurrent use; its
 // rules are compiled once, so evaluating it is cheap.
 type Policy struct {
-	version  uint64
-	owner    party.ID
-	digest   [32]byte
-	groups   map[string][]party.ID
-	memberOf map[party.ID][]string // party → sorted names of its groups
-	base     *section
-	derive   map[Kind]*section
-	tee      TEERequirements
-	pos      map[string]Pos // dotted field path → position, for reasons
-	warnings []Warning
+	version      uint64
+	owner        party.ID
+	digest       [32]byte
+	groups       map[string][]party.ID
+	memberOf     map[party.ID][]string           // party → sorted names of its groups
+	cedarParents map[party.ID]types.EntityUIDSet // party → its groups as Cedar entities
+	base         *section
+	derive       map[Kind]*section
+	tee          TEERequirements
+	pos          map[string]Pos // dotted field path → position, for reasons
+	warnings     []Warning
 }
 
 // A section is the part of a policy that a derive rule may override.
 type section struct {
-	prefix    string // "" for the base policy, "derive.KIND." for a derive rule
+	prefix    string          // "" for the base policy, "derive.KIND." for a derive rule
+	own       map[string]bool // for a derive rule: the fields it sets itself (rules, lifecycle, input, output)
 	rules     Rules
 	lifecycle Lifecycle
 	input     []InputRule

@@ -37,6 +37,9 @@ type RuleInput struct {
 	Depth     int               // derivation distance from the source to the requested Pad
 	Uses      map[Action]uint64 // uses so far of the requested Pad under this source, all parties
 	PartyUses map[Action]uint64 // the same, by the principal only
+
+	policy *Policy   // the source's policy (for precomputed, language-specific data)
+	memo   *ruleMemo // per-decision cache shared by every source
 }
 
 // Origin locates rule text inside a document so that rule positions can be reported in document

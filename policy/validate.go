@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cedar-policy/cedar-go/types"
 	"github.com/styx-tee/styx/party"
 	"gopkg.in/yaml.v3"
 )
@@ -124,8 +125,10 @@ func (v *validator) groups(p *Policy, raw map[string][]string) {
 			p.memberOf[id] = append(p.memberOf[id], name)
 		}
 	}
-	for _, gs := range p.memberOf {
+	p.cedarParents = make(map[party.ID]types.EntityUIDSet, len(p.memberOf))
+	for id, gs := range p.memberOf {
 		slices.Sort(gs)
+		p.cedarParents[id] = groupSet(gs)
 	}
 }
 
@@ -154,6 +157,7 @@ func (v *validator) section(prefix string, lang Language, rules string, lc *rawL
 func (v *validator) deriveSection(base *section, path string, lang Language, d rawDerive) *section {
 	s := *base
 	s.prefix = path + "."
+	s.own = map[string]bool{"rules": d.Rules != nil, "lifecycle": d.Lifecycle != nil, "output": d.Output != nil}
 	if d.Rules != nil {
 		s.rules = v.rules(path+".rules", lang, *d.Rules)
 	}

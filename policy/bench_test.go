@@ -1,0 +1,89 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchPolicy is a realistic hospital policy: groups, five Cedar rules, lifecycle, output, derive.
+func benchPolicy(i int) string {
+	return fmt.Sprintf(`version: 1
+owner: ${h%d}
+groups:
+  consortium: [${h1}, ${h2}, ${h3}, ${h4}]
+  clinics: [${clinic}]
+rules: |
+  @id("train")
+  permit (principal in Styx::Group::"consortium", action in [Styx::Action::"use", Styx::Action::"derive"], resource)
+  when { context.purpose == "cancer-research" && context.program == "%s" };
+  @id("no-debug")
+  forbid (principal, action, resource) when { context.tee.debug };
+lifecycle:
+  expires: 2027-01-01T00:00:00Z
+  max_uses: {use: 100}
+output:
+  kinds: [model, aggregate]
+  min_aggregation: 10
+  recipients: [${h%d}]
+derive:
+  model:
+    rules: |
+      @id("clinic-query")
+      permit (principal in Styx::Group::"clinics", action == Styx::Action::"query", resource)
+      when { context.depth <= 40 && context.now < datetime("2027-01-01T00:00:00Z") };
+      @id("member-query")
+      permit (principal in Styx::Group::"consortium", action == Styx::Action::"query", resource);
+      @id("no-weights")
+      forbid (principal, action == Styx::Action::"release", resource);
+    lifecycle:
+      expires: 2027-01-01T00:00:00Z
+      max_uses_per_party: {query: 1000000}
+tee:
+  types: [tdx, snp]
+`, i%4+1, strings.Repeat("a", 64), i%4+1)
+}
+
+func benchChain(b *testing.B, n int) (*Chain, *Request) {
+	ch := &Chain{Pad: PadRef{ID: "model", Kind: KindModel, Depth: 2, Owner: testID("h4")}}
+	for i := range n {
+		p := mustParse(b, benchPolicy(i))
+		ch.Sources = append(ch.Sources, Source{Pad: PadRef{ID: fmt.Sprintf("pad%d", i)}, Policy: p, Distance: 1 + i%2})
+	}
+	req := &Request{Principal: testID("clinic"), Action: ActionQuery, Now: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
+		TEE: TEEClaims{Type: "tdx", Measurement: "abcd", TCB: 3}, Uses: Uses{{Pad: "model", Action: ActionQuery, Party: testID("clinic")}: 41}}
+	if d := NewEngine().Decide(ch, req); !d.Allow {
+		b.Fatalf("benchmark request denied:\n%s", d.Explain())
+	}
+	return ch, req
+}
+
+func benchmarkDecide(b *testing.B, n int) {
+	ch, req := benchChain(b, n)
+	e := NewEngine()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if d := e.Decide(ch, req); !d.Allow {
+			b.Fatal("denied")
+		}
+	}
+}
+
+// BenchmarkDecide3 decides a query on a model Pad with 3 ancestors (goal: < 20 µs).
+func BenchmarkDecide3(b *testing.B) { benchmarkDecide(b, 3) }
+
+// BenchmarkDecide30 decides a query on a model Pad with 30 ancestors (goal: < 200 µs).
+func BenchmarkDecide30(b *testing.B) { benchmarkDecide(b, 30) }
+
+// BenchmarkParse parses and compiles one realistic policy.
+func BenchmarkParse(b *testing.B) {
+	src := []byte(expand(benchPolicy(0)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLintWarnings(t *testing.T) {
+	src := `version: 1
+owner: ${owner}
+groups:
+  members: [${alice}]
+  idle: [${bob}]
+rules: |
+  permit (principal in Styx::Group::"members", action, resource);
+  permit (principal in Styx::Group::"ghosts", action, resource);
+lifecycle:
+  max_uses: {release: 0}
+  max_uses_per_party: {query: 0}
+output:
+  kinds: [aggregate]
+derive:
+  model:
+    output:
+      kinds: []
+tee:
+  types: []
+`
+	ws, err := Lint([]byte(expand(src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range ws {
+		got = append(got, w.String())
+	}
+	text := strings.Join(got, "\n")
+	for _, want := range []string{
+		"5:9: groups.idle: group \"idle\" is never used",
+		"6:8: rules: rules mention group \"ghosts\", which is not defined",
+		"6:8: rules: no program pin",
+		"10:3: lifecycle.expires: no expiry",
+		"10:23: lifecycle.max_uses.release: max_uses 0: release can never be allowed",
+		"11:31: lifecycle.max_uses_per_party.query: max_uses_per_party 0",
+		"16:5: derive.model: output.kinds does not allow model",
+		"17:14: derive.model.output.kinds: empty list",
+		"19:10: tee.types: empty list",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing warning %q in:\n%s", want, text)
+		}
+	}
+	for i := 1; i < len(ws); i++ {
+		if ws[i].Line < ws[i-1].Line {
+			t.Errorf("warnings not sorted by position:\n%s", text)
+		}
+	}
+}
+
+func TestLintClean(t *testing.T) {
+	src := `version: 1
+owner: ${owner}
+groups:
+  members: [${alice}]
+rules: |
+  permit (principal in Styx::Group::"members", action, resource)
+  when { context.program == "` + strings.Repeat("c", 64) + `" };
+lifecycle:
+  expires: 2027-01-01T00:00:00Z
+`
+	ws, err := Lint([]byte(expand(src)))
+	if err != nil || len(ws) != 0 {
+		t.Fatalf("got %v, %v", ws, err)
+	}
+}
+
+func TestLintProgramPinByInputRule(t *testing.T) {
+	src := "version: 1\nowner: ${o}\nrules: permit (principal, action, resource);\nlifecycle: {expires: 2027-01-01T00:00:00Z}\n" +
+		"input:\n  - programs: [" + strings.Repeat("d", 64) + "]\n    drop: [x]\n"
+	ws, err := Lint([]byte(expand(src)))
+	if err != nil || len(ws) != 0 {
+		t.Fatalf("got %v, %v", ws, err)
+	}
+}
+
+func TestLintNoRules(t *testing.T) {
+	ws, err := Lint([]byte(expand("version: 1\nowner: ${o}\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) == 0 || !strings.Contains(ws[len(ws)-1].String()+ws[0].String(), "no rules") && !strings.Contains(warningsText(ws), "no rules: nothing is ever permitted") {
+		t.Fatalf("got %v", ws)
+	}
+}
+
+func warningsText(ws []Warning) string {
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.String() + "\n")
+	}
+	return b.String()
+}
+
+func TestLintInvalidIsError(t *testing.T) {
+	if _, err := Lint([]byte("version: 0\n")); err == nil {
+		t.Fatal("invalid policy linted without error")
+	}
+}
