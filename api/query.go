@@ -15,8 +15,11 @@ const MaxQueryInput = 1 << 20
 // A QueryRequest asks a model Pad one question. Nonce (16 random bytes) binds the encrypted
 // answer to this request, so an old answer cannot be passed off as a new one.
 type QueryRequest struct {
-	Input []byte `json:"input"`
-	Nonce []byte `json:"nonce"`
+	// Program is the sha256 of the serving program that answers from the model; the model's
+	// policies decide which programs may query it.
+	Program string `json:"program,omitempty"`
+	Input   []byte `json:"input"`
+	Nonce   []byte `json:"nonce"`
 }
 
 // NewQueryRequest returns a request for input with a fresh nonce.

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/policy"
+)
+
+// An admission is the outcome of evaluating a job against every input's chain.
+type admission struct {
+	allowed   bool
+	inputs    []string          // input names, sorted
+	chains    map[string]*chain // input name → chain
+	decisions []inputDecision
+}
+
+type inputDecision struct {
+	input string
+	d     policy.Decision
+}
+
+// admit evaluates a job: for every input, "use" with the job's purpose and program, and
+// "derive" for every declared output kind. With reserve, it then takes one use of every counter
+// the allowed decisions oblige. It never touches a data key.
+func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, reserve bool) (*admission, error) {
+	a := &admission{allowed: true, chains: map[string]*chain{}}
+	for name := range spec.Inputs {
+		a.inputs = append(a.inputs, name)
+	}
+	sort.Strings(a.inputs)
+	for _, name := range a.inputs {
+		ch, err := e.loadChain(ctx, spec.Inputs[name])
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
+		}
+		a.chains[name] = ch
+		base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job}
+		reqs := []request{withAction(base, policy.ActionUse, nil)}
+		for _, o := range spec.Outputs {
+			reqs = append(reqs, withAction(base, policy.ActionDerive, &policy.OutputClaim{Kind: policy.Kind(o.Kind)}))
+		}
+		for _, r := range reqs {
+			d, err := e.decide(ctx, ch, r)
+			if err != nil {
+				return nil, err
+			}
+			a.decisions = append(a.decisions, inputDecision{name, d})
+			a.allowed = a.allowed && d.Allow
+		}
+	}
+	if a.allowed && reserve {
+		for i := range a.decisions {
+			if a.decisions[i].d.Action != policy.ActionUse {
+				continue
+			}
+			if err := e.reserve(ctx, &a.decisions[i].d); err != nil {
+				return nil, err
+			}
+			a.allowed = a.allowed && a.decisions[i].d.Allow
+		}
+	}
+	return a, nil
+}
+
+func withAction(r request, a policy.Action, out *policy.OutputClaim) request {
+	r.action, r.output = a, out
+	return r
+}
+
+// useDecision returns the "use" decision of an input.
+func (a *admission) useDecision(input string) policy.Decision {
+	for _, d := range a.decisions {
+		if d.input == input && d.d.Action == policy.ActionUse {
+			return d.d
+		}
+	}
+	return policy.Decision{}
+}
+
+// reasons lists every non-permit reason, each prefixed with its input.
+func (a *admission) reasons() []string {
+	var out []string
+	for _, d := range a.decisions {
+		if d.d.Allow {
+			continue
+		}
+		for _, r := range d.d.Reasons {
+			if r.Effect != policy.EffectPermit {
+				out = append(out, fmt.Sprintf("input %s (%s): %s", d.input, d.d.Action, r))
+			}
+		}
+	}
+	return out
+}
+
+// pads lists every Pad the admission looked at: inputs and their ancestors.
+func (a *admission) pads() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range a.inputs {
+		for _, id := range a.chains[name].order {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// explanation renders an admission per input and per policy-bearing ancestor.
+func (a *admission) explanation() *api.Explanation {
+	ex := &api.Explanation{Allowed: a.allowed}
+	for _, d := range a.decisions {
+		ch := a.chains[d.input]
+		ex.Decisions = append(ex.Decisions, api.Decision{
+			Pad: ch.pad.ID, Input: d.input, Action: string(d.d.Action), Allowed: d.d.Allow, Reasons: reasonLines(d.d),
+		})
+		for _, src := range ch.order {
+			var lines []string
+			ok := true
+			for _, r := range d.d.Reasons {
+				if r.Pad == src {
+					lines = append(lines, r.String())
+					ok = ok && r.Effect == policy.EffectPermit
+				}
+			}
+			if src == ch.pad.ID || len(lines) == 0 {
+				continue
+			}
+			ex.Decisions = append(ex.Decisions, api.Decision{
+				Pad: src, Input: d.input, Via: viaPath(ch, src), Action: string(d.d.Action), Allowed: ok, Reasons: lines,
+			})
+		}
+	}
+	return ex
+}
+
+// viaPath returns one derivation path from the chain's Pad down to the ancestor id.
+func viaPath(ch *chain, id string) []string {
+	parent := map[string]string{}
+	queue := []string{ch.pad.ID}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if n == id {
+			break
+		}
+		for _, p := range ch.nodes[n].Parents {
+			if _, ok := parent[p]; !ok && p != ch.pad.ID {
+				parent[p] = n
+				queue = append(queue, p)
+			}
+		}
+	}
+	path := []string{id}
+	for n := id; n != ch.pad.ID; {
+		p, ok := parent[n]
+		if !ok {
+			break
+		}
+		path = append([]string{p}, path...)
+		n = p
+	}
+	return path
+}
+
+// auditAdmission records an admission (admit or deny) in the transparency log.
+func (e *Engine) auditAdmission(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, a *admission) error {
+	ev := audit.Event{Kind: audit.KindAdmit, Actor: caller.String(), Job: job, Pads: a.pads(),
+		Details: map[string]string{"program": spec.Program, "purpose": spec.Purpose, "outputs": outputsString(spec)}}
+	if !a.allowed {
+		ev.Kind, ev.Reasons = audit.KindDeny, a.reasons()
+	} else {
+		for _, d := range a.decisions {
+			for _, r := range d.d.Reasons {
+				ev.Reasons = append(ev.Reasons, fmt.Sprintf("input %s (%s): %s", d.input, d.d.Action, r))
+			}
+		}
+	}
+	if e.Simulated() {
+		ev.Details["tee"] = "simulated"
+	}
+	_, err := e.audit.Append(ctx, ev)
+	return err
+}
+
+func outputsString(spec *api.JobSpec) string {
+	var parts []string
+	for _, o := range spec.Outputs {
+		parts = append(parts, o.Name+":"+o.Kind)
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/store"
+)
+
+// A chain is a Pad with every ancestor, as read from the store for one decision.
+type chain struct {
+	pad   *padRecord
+	nodes map[string]*padRecord // the Pad and every ancestor, by id
+	order []string              // breadth-first from the Pad
+	pc    policy.Chain
+	// revoked names the first revoked Pad of the chain (the Pad itself or an ancestor), if any.
+	revoked    string
+	revocation *api.Revocation
+}
+
+// loadChain reads a Pad's ancestry and the current policy of every sealed ancestor. It refuses
+// chains wider than policy.MaxAncestors (an attacker-controlled amount of work).
+func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
+	root, err := e.padRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !root.Deleted.IsZero() {
+		return nil, api.Errorf(api.ErrNotFound, "Pad %s was deleted at %s (retention or revocation)", id, root.Deleted.Format("2006-01-02T15:04:05Z07:00"))
+	}
+	ch := &chain{pad: root, nodes: map[string]*padRecord{id: root}, order: []string{id}}
+	dist := map[string]int{id: 0}
+	for i := 0; i < len(ch.order); i++ {
+		n := ch.nodes[ch.order[i]]
+		for _, p := range n.Parents {
+			if dist[p] < dist[n.ID]+1 {
+				dist[p] = dist[n.ID] + 1
+			}
+			if _, seen := ch.nodes[p]; seen {
+				continue
+			}
+			if len(ch.nodes) >= policy.MaxAncestors {
+				return nil, fmt.Errorf("engine: Pad %s has more than %d ancestors", id, policy.MaxAncestors)
+			}
+			rec, err := e.padRecord(ctx, p)
+			if err != nil {
+				return nil, fmt.Errorf("engine: ancestor %s of %s: %w", p, id, err)
+			}
+			ch.nodes[p] = rec
+			ch.order = append(ch.order, p)
+		}
+	}
+	relaxDistances(ch, dist)
+	ch.pc.Pad = e.padRef(root)
+	for _, pid := range ch.order {
+		n := ch.nodes[pid]
+		if err := e.checkRevoked(ctx, ch, pid); err != nil {
+			return nil, err
+		}
+		if n.Derived {
+			continue
+		}
+		pol, _, err := e.currentPolicy(ctx, pid)
+		if err != nil {
+			return nil, err
+		}
+		ch.pc.Sources = append(ch.pc.Sources, policy.Source{Pad: e.padRef(n), Policy: pol, Distance: dist[pid]})
+	}
+	return ch, nil
+}
+
+// relaxDistances makes dist the longest derivation distance from the root to each ancestor
+// (breadth-first order gives a first estimate; a DAG may need more passes).
+func relaxDistances(ch *chain, dist map[string]int) {
+	for changed := true; changed; {
+		changed = false
+		for _, pid := range ch.order {
+			for _, p := range ch.nodes[pid].Parents {
+				if dist[p] < dist[pid]+1 {
+					dist[p], changed = dist[pid]+1, true
+				}
+			}
+		}
+	}
+}
+
+func (e *Engine) padRef(r *padRecord) policy.PadRef {
+	owner, _ := party.ParseID(r.Owner)
+	return policy.PadRef{ID: r.ID, Kind: policy.Kind(r.Kind), Owner: owner, Depth: r.Depth}
+}
+
+func (e *Engine) checkRevoked(ctx context.Context, ch *chain, id string) error {
+	if ch.revoked != "" {
+		return nil
+	}
+	var rv api.Revocation
+	if _, err := e.getJSON(ctx, store.Revocations, id, &rv); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	ch.revoked, ch.revocation = id, &rv
+	return nil
+}
+
+// currentPolicy returns the Pad's current policy and its version.
+func (e *Engine) currentPolicy(ctx context.Context, id string) (*policy.Policy, uint64, error) {
+	v, sealed, err := e.st.Version(ctx, policyKey(id))
+	if err != nil {
+		return nil, 0, fmt.Errorf("engine: policy of %s: %w", id, err)
+	}
+	doc, err := e.box.open(store.Versions, policyKey(id), sealed)
+	if err != nil {
+		return nil, 0, err
+	}
+	pol, err := e.parsePolicy(doc)
+	if err != nil {
+		return nil, 0, fmt.Errorf("engine: stored policy of %s: %w", id, err)
+	}
+	if pol.Version() != v {
+		return nil, 0, fmt.Errorf("%w: policy of %s has version %d in register %d", errTamperedState, id, pol.Version(), v)
+	}
+	return pol, v, nil
+}
+
+// parsePolicy parses a policy document, caching by digest: documents are immutable.
+func (e *Engine) parsePolicy(doc []byte) (*policy.Policy, error) {
+	pol, err := policy.Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	if cached, ok := e.policies.Load(pol.Digest()); ok {
+		return cached.(*policy.Policy), nil
+	}
+	e.policies.Store(pol.Digest(), pol)
+	return pol, nil
+}
+
+// request is one decision to take on a chain.
+type request struct {
+	caller  party.ID
+	action  policy.Action
+	purpose string
+	program string
+	job     string
+	output  *policy.OutputClaim
+}
+
+// decide evaluates req on ch with the counters as they are now. A revoked chain is denied
+// without consulting policies, with a reason naming the revoked Pad.
+func (e *Engine) decide(ctx context.Context, ch *chain, r request) (policy.Decision, error) {
+	if ch.revoked != "" {
+		return revokedDecision(ch, r.action), nil
+	}
+	uses, err := e.uses(ctx, ch.pad.ID, r.action, r.caller)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	req := &policy.Request{
+		Principal: r.caller, Action: r.action, Now: e.now(), Purpose: r.purpose,
+		Program: r.program, Job: r.job, TEE: e.claims, Output: r.output, Uses: uses,
+	}
+	return e.pol.Decide(&ch.pc, req), nil
+}
+
+func revokedDecision(ch *chain, action policy.Action) policy.Decision {
+	text := fmt.Sprintf("Pad %s was revoked by its owner at %s", ch.revoked, ch.revocation.Time.UTC().Format("2006-01-02T15:04:05Z"))
+	if ch.revocation.Reason != "" {
+		text += ": " + ch.revocation.Reason
+	}
+	if ch.revoked != ch.pad.ID {
+		text = "ancestor " + text
+	}
+	return policy.Decision{Action: action, Pad: ch.pad.ID, Reasons: []policy.Reason{{
+		Pad: ch.revoked, Rule: "revocation", Effect: policy.EffectDeny, Text: text,
+	}}}
+}
+
+func counterKey(k policy.CounterKey) string {
+	s := "c." + k.Pad + "." + string(k.Action)
+	if !k.Party.IsZero() {
+		s += "." + k.Party.String()
+	}
+	return s
+}
+
+// uses reads the counters a decision on pad for action by caller may look at.
+func (e *Engine) uses(ctx context.Context, pad string, action policy.Action, caller party.ID) (policy.Uses, error) {
+	u := policy.Uses{}
+	for _, k := range []policy.CounterKey{{Pad: pad, Action: action}, {Pad: pad, Action: action, Party: caller}} {
+		n, err := e.st.Counter(ctx, counterKey(k))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		u[k] = n
+	}
+	return u, nil
+}
+
+// reserve takes one use of every counter the decision obliges, atomically per counter. A limit
+// reached between decision and reservation denies; counters already taken stay taken
+// (conservative: a use is never given back).
+func (e *Engine) reserve(ctx context.Context, d *policy.Decision) error {
+	for _, c := range d.Obligations.Counters {
+		limit := c.Limit
+		if limit == 0 {
+			limit = math.MaxUint64
+		}
+		if _, err := e.st.Reserve(ctx, counterKey(c.Key), 1, limit); err != nil {
+			if errors.Is(err, store.ErrLimitReached) {
+				d.Allow = false
+				d.Reasons = append(d.Reasons, policy.Reason{
+					Pad: c.Key.Pad, Rule: "lifecycle.max_uses", Effect: policy.EffectDeny,
+					Text: fmt.Sprintf("use limit of %d for %s reached (imposed by %s)", c.Limit, c.Key.Action, strings.Join(c.Sources, ", ")),
+				})
+				return nil
+			}
+			return fmt.Errorf("engine: reserve %s: %w", counterKey(c.Key), err)
+		}
+	}
+	return nil
+}
+
+// reasonLines renders a decision's reasons for API errors and audit events.
+func reasonLines(d policy.Decision) []string {
+	out := make([]string, 0, len(d.Reasons))
+	for _, r := range d.Reasons {
+		out = append(out, r.String())
+	}
+	return out
+}
+
+// deniedError turns a deny into the API's denied error with every reason.
+func deniedError(what string, d policy.Decision) error {
+	return api.Denied(what+" denied", reasonLines(d)...)
+}

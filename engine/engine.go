@@ -1,0 +1,169 @@
+// Package engine is the Styx middleware: the trusted code inside the TEE that admits jobs
+// against every input's sticky policy, feeds programs through the input pipeline, runs them in
+// the sandbox, passes every output through the output pipeline, seals outputs as derived Pads,
+// and releases plaintext or query answers only where every ancestor's policy allows.
+//
+// Create one Engine per node with New; it implements api.Service, so the HTTP server serves it
+// directly. Start its job workers with Start and stop everything with Close.
+//
+// The store is outside the trust boundary: every record the engine writes is sealed (AES-GCM
+// under a key derived from the cluster secret, bound to its bucket and key) and authenticated
+// when read back; Pads authenticate themselves.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/sandbox"
+	"github.com/styx-tee/styx/store"
+	"github.com/styx-tee/styx/tee"
+)
+
+// Config holds what an Engine runs on. Cluster, StateKey, Claims, Store, Blobs, Sandbox and Audit
+// are required.
+type Config struct {
+	// Cluster is the cluster key: it unwraps data keys sealed to the cluster and signs derived
+	// Pads and released Pads.
+	Cluster *party.Key
+	// StateKey (32 bytes, derived from the cluster secret) seals the engine's records and the
+	// data keys of derived Pads in the store.
+	StateKey []byte
+	// Claims are the verified claims of the TEE this node runs in; policies are checked against
+	// them and receipts carry them. Claims.Simulated marks everything the node produces.
+	Claims  tee.Claims
+	Store   *store.Store
+	Blobs   store.Blobs
+	Sandbox *sandbox.Runtime
+	Audit   *audit.Log
+	// Policy decides requests; nil uses policy.NewEngine().
+	Policy policy.Engine
+	Logger *slog.Logger
+	// Now is the trusted clock; nil uses time.Now.
+	Now func() time.Time
+	// Workers is the number of jobs run at once; 0 means 1.
+	Workers int
+	// Recheck is how often a running job re-checks its inputs' policies; 0 means one second.
+	Recheck time.Duration
+	// MaxWait bounds how long SubmitJob and Job wait for a job to end; 0 means two minutes.
+	MaxWait time.Duration
+}
+
+// Engine is the middleware of one node. It is safe for concurrent use.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	pol     policy.Engine
+	box     *box
+	claims  policy.TEEClaims
+	st      *store.Store
+	blobs   store.Blobs
+	sb      *sandbox.Runtime
+	audit   *audit.Log
+	queries *queryServer
+
+	policies sync.Map // policy digest ([32]byte) → *policy.Policy
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // job id → channels closed when the job ends
+	running map[string]context.CancelCauseFunc
+
+	wg     sync.WaitGroup
+	stop   context.CancelFunc
+	closed chan struct{}
+}
+
+var _ api.Service = (*Engine)(nil)
+
+// New checks cfg and returns an Engine. Call Start to run queued jobs.
+func New(cfg Config) (*Engine, error) {
+	switch {
+	case cfg.Cluster == nil:
+		return nil, errors.New("engine: no cluster key")
+	case cfg.Store == nil || cfg.Blobs == nil:
+		return nil, errors.New("engine: no store")
+	case cfg.Sandbox == nil:
+		return nil, errors.New("engine: no sandbox runtime")
+	case cfg.Audit == nil:
+		return nil, errors.New("engine: no audit log")
+	}
+	b, err := newBox(cfg.StateKey)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg: cfg, log: cfg.Logger, now: cfg.Now, pol: cfg.Policy, box: b,
+		st: cfg.Store, blobs: cfg.Blobs, sb: cfg.Sandbox, audit: cfg.Audit,
+		waiters: map[string][]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
+		closed: make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.pol == nil {
+		e.pol = policy.NewEngine()
+	}
+	if e.cfg.Workers <= 0 {
+		e.cfg.Workers = 1
+	}
+	if e.cfg.Recheck <= 0 {
+		e.cfg.Recheck = time.Second
+	}
+	if e.cfg.MaxWait <= 0 {
+		e.cfg.MaxWait = 2 * time.Minute
+	}
+	e.claims = policy.TEEClaims{
+		Type: string(cfg.Claims.Type), Measurement: cfg.Claims.Measurement,
+		Debug: cfg.Claims.Debug, Simulated: cfg.Claims.Simulated, TCB: parseTCB(cfg.Claims.TCB),
+	}
+	e.queries = newQueryServer(e)
+	return e, nil
+}
+
+// Start runs the job workers and the retention sweeper until Close.
+func (e *Engine) Start(ctx context.Context) {
+	ctx, e.stop = context.WithCancel(ctx)
+	for range e.cfg.Workers {
+		e.wg.Go(func() { e.work(ctx) })
+	}
+	e.wg.Go(func() { e.sweep(ctx) })
+	e.wg.Go(func() { e.queries.flushLoop(ctx) })
+}
+
+// Close stops the workers (a running job is aborted and, being admitted, still counts), closes
+// the warm query instances and flushes pending audit batches. It does not close the store, the
+// sandbox or the audit log, which the caller owns.
+func (e *Engine) Close() error {
+	if e.stop != nil {
+		e.stop()
+	}
+	e.wg.Wait()
+	e.queries.close()
+	return nil
+}
+
+// Simulated reports whether this node runs on the simulated TEE: everything it produces says so.
+func (e *Engine) Simulated() bool { return e.cfg.Claims.Simulated }
+
+// ClusterIdentity returns the identity owners seal Pads to.
+func (e *Engine) ClusterIdentity() *party.Identity { return e.cfg.Cluster.Identity() }
+
+func parseTCB(s string) uint64 {
+	var v uint64
+	if _, err := fmt.Sscanf(s, "%x", &v); err != nil {
+		return 0
+	}
+	return v
+}

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/pad"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/sandbox"
+)
+
+// jobHost is the sandbox's view of one job: the input pipeline on the way in, the output
+// capture on the way out. The sandbox calls it from one goroutine at a time.
+type jobHost struct {
+	e      *Engine
+	ctx    context.Context
+	job    string
+	spec   *api.JobSpec
+	adm    *admission
+	inputs []sandbox.Input
+	rows   map[string]int64 // input name → data rows read so far (CSV)
+	read   []string         // input names in the order they were first opened
+	outs   []*capture
+	logs   bytes.Buffer
+}
+
+func (e *Engine) newJobHost(ctx context.Context, job string, spec *api.JobSpec, adm *admission) *jobHost {
+	h := &jobHost{e: e, ctx: ctx, job: job, spec: spec, adm: adm, rows: map[string]int64{}}
+	for _, name := range adm.inputs {
+		rec := adm.chains[name].pad
+		kind := rec.ContentType
+		if rec.Derived {
+			kind = rec.Kind
+		}
+		h.inputs = append(h.inputs, sandbox.Input{Name: name, Kind: kind, Size: -1})
+	}
+	return h
+}
+
+func (h *jobHost) Inputs() []sandbox.Input { return h.inputs }
+func (h *jobHost) Params() []byte          { return h.spec.Params }
+func (h *jobHost) Log(p []byte)            { h.logs.Write(p) }
+
+// Open is the input pipeline: it authenticates and decrypts the input Pad as a stream, applies
+// its owners' input rules, and re-checks the job's liveness on every read.
+func (h *jobHost) Open(name string) (io.Reader, error) {
+	ch, ok := h.adm.chains[name]
+	if !ok {
+		return nil, fmt.Errorf("no input %q in this job", name)
+	}
+	rc, pt, err := h.e.openPad(h.ctx, ch.pad)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	d := h.adm.useDecision(name)
+	var r io.Reader = pt
+	if rules := d.Obligations.InputRules(); len(rules) > 0 {
+		if !isCSV(ch.pad.ContentType) {
+			rc.Close()
+			return nil, fmt.Errorf("input %s: its owners' input rules need a CSV payload, the Pad holds %s", name, ch.pad.ContentType)
+		}
+		r = policy.FilterCSV(r, rules)
+	}
+	if !slices.Contains(h.read, name) {
+		h.read = append(h.read, name)
+	}
+	return &liveReader{h: h, name: name, r: r, c: rc, expires: d.Obligations.Expires, csv: isCSV(ch.pad.ContentType)}, nil
+}
+
+// Create starts capturing a declared output. Nothing leaves the TEE here: outputs are checked
+// and sealed after the program ends, and discarded if it fails.
+func (h *jobHost) Create(name string, kind sandbox.Kind) (io.WriteCloser, error) {
+	declared := false
+	for _, o := range h.spec.Outputs {
+		if o.Name == name && o.Kind == string(kind) {
+			declared = true
+		}
+	}
+	if !declared {
+		return nil, fmt.Errorf("output %s:%s was not declared by the job", name, kind)
+	}
+	for _, c := range h.outs {
+		if c.name == name {
+			return nil, fmt.Errorf("output %s created twice", name)
+		}
+	}
+	c := &capture{h: h, name: name, kind: string(kind)}
+	h.outs = append(h.outs, c)
+	return c, nil
+}
+
+// capture buffers one output; the sandbox caps the bytes of all outputs of a run.
+type capture struct {
+	h      *jobHost
+	name   string
+	kind   string
+	buf    bytes.Buffer
+	closed bool
+	from   []string // inputs read before the output was closed: what flowed into it
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	if c.closed {
+		return 0, fmt.Errorf("output %s is closed", c.name)
+	}
+	return c.buf.Write(p)
+}
+
+func (c *capture) Close() error {
+	if !c.closed {
+		c.closed, c.from = true, slices.Clone(c.h.read)
+	}
+	return nil
+}
+
+// liveReader checks on every read that the job is still allowed to run (not aborted, inputs
+// not expired) and counts CSV rows for aggregation limits.
+type liveReader struct {
+	h       *jobHost
+	name    string
+	r       io.Reader
+	c       io.Closer
+	expires time.Time
+	csv     bool
+}
+
+func (l *liveReader) Read(p []byte) (int, error) {
+	if err := context.Cause(l.h.ctx); err != nil {
+		return 0, err
+	}
+	if !l.expires.IsZero() && !l.h.e.now().Before(l.expires) {
+		return 0, fmt.Errorf("input %s expired at %s", l.name, l.expires.UTC().Format(time.RFC3339))
+	}
+	n, err := l.r.Read(p)
+	if l.csv {
+		l.h.rows[l.name] += int64(bytes.Count(p[:n], []byte{'\n'}))
+	}
+	return n, err
+}
+
+func (l *liveReader) Close() error { return l.c.Close() }
+
+func isCSV(contentType string) bool {
+	return strings.HasPrefix(contentType, "text/csv")
+}
+
+// openPad opens a stored Pad inside the TEE: with the cluster key for a Pad sealed to the
+// cluster, with the key store for a derived one. It checks the blob is the Pad the record names.
+func (e *Engine) openPad(ctx context.Context, rec *padRecord) (io.ReadCloser, io.Reader, error) {
+	blob, err := e.blobs.Open(ctx, padBlob(rec.ID))
+	if err != nil {
+		return nil, nil, err
+	}
+	var h *pad.Header
+	var pt io.Reader
+	if rec.Derived {
+		dk, kerr := e.dataKey(ctx, rec.ID)
+		if kerr != nil {
+			blob.Close()
+			return nil, nil, kerr
+		}
+		h, pt, err = pad.OpenWithKey(blob, dk)
+	} else {
+		h, pt, err = pad.Open(blob, e.cfg.Cluster)
+	}
+	if err != nil {
+		blob.Close()
+		return nil, nil, err
+	}
+	if d := h.PolicyDigest(); h.ID.String() != rec.ID || fmt.Sprintf("%x", d[:]) != rec.PolicyDigest {
+		blob.Close()
+		return nil, nil, fmt.Errorf("%w: blob of %s holds Pad %s", errTamperedState, rec.ID, h.ID)
+	}
+	return blob, pt, nil
+}

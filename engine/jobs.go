@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/store"
+)
+
+// jobRecord is the node's record of a job.
+type jobRecord struct {
+	Status api.JobStatus `json:"status"`
+	Caller string        `json:"caller"` // the submitter's full identity
+}
+
+// SubmitJob admits a job against every input's chain, reserves its uses, records the decision
+// and queues it. A denied job is recorded too, and the error carries every reason.
+func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *api.JobSpec) (*api.JobStatus, error) {
+	e.rememberParty(ctx, caller)
+	if err := e.checkSpec(ctx, spec); err != nil {
+		return nil, err
+	}
+	id := newJobID()
+	a, err := e.admit(ctx, caller.ID(), id, spec, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.auditAdmission(ctx, caller.ID(), id, spec, a); err != nil {
+		return nil, fmt.Errorf("engine: audit admission: %w", err)
+	}
+	rec := &jobRecord{Caller: caller.String(), Status: api.JobStatus{
+		ID: id, State: api.JobQueued, Submitter: caller.ID().String(), Spec: *spec, Submitted: e.now().UTC(),
+	}}
+	rec.Status.Spec.Wait = false
+	if !a.allowed {
+		rec.Status.State = api.JobDenied
+		rec.Status.Error = api.Denied("job "+id+" denied", a.reasons()...)
+		rec.Status.Finished = rec.Status.Submitted
+	}
+	if err := e.createJSON(ctx, store.JobRecords, id, rec); err != nil {
+		return nil, err
+	}
+	if !a.allowed {
+		return nil, rec.Status.Error
+	}
+	msg, _ := json.Marshal(struct{ ID string }{id})
+	if _, err := e.st.Jobs().Publish(ctx, id, msg); err != nil {
+		return nil, fmt.Errorf("engine: queue job: %w", err)
+	}
+	e.log.Info("job admitted", "job", id, "submitter", caller.ID(), "program", spec.Program)
+	return e.Job(ctx, caller, id, spec.Wait)
+}
+
+func (e *Engine) checkSpec(ctx context.Context, spec *api.JobSpec) error {
+	if err := spec.Validate(); err != nil {
+		return api.Errorf(api.ErrBadRequest, "%v", err)
+	}
+	if _, err := e.program(ctx, spec.Program); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ExplainJob evaluates admission without reserving a use, touching a key or queueing anything.
+func (e *Engine) ExplainJob(ctx context.Context, caller *party.Identity, spec *api.JobSpec) (*api.Explanation, error) {
+	e.rememberParty(ctx, caller)
+	if err := e.checkSpec(ctx, spec); err != nil {
+		return nil, err
+	}
+	a, err := e.admit(ctx, caller.ID(), "explain", spec, false)
+	if err != nil {
+		return nil, err
+	}
+	return a.explanation(), nil
+}
+
+// Job returns a job's status; with wait, once it is final (or MaxWait or ctx ends). Only the
+// submitter may see a job.
+func (e *Engine) Job(ctx context.Context, caller *party.Identity, id string, wait bool) (*api.JobStatus, error) {
+	if !store.ValidKey(id) {
+		return nil, api.Errorf(api.ErrNotFound, "no job %q", id)
+	}
+	var ch chan struct{}
+	if wait {
+		ch = e.waiter(id)
+		defer e.dropWaiter(id, ch)
+	}
+	rec, err := e.jobRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status.Submitter != caller.ID().String() {
+		return nil, api.Errorf(api.ErrNotFound, "no job %s for %s", id, caller.ID())
+	}
+	if !wait || rec.Status.State.Final() {
+		return &rec.Status, nil
+	}
+	t := time.NewTimer(e.cfg.MaxWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	rec, err = e.jobRecord(context.WithoutCancel(ctx), id)
+	if err != nil {
+		return nil, err
+	}
+	return &rec.Status, nil
+}
+
+func (e *Engine) jobRecord(ctx context.Context, id string) (*jobRecord, error) {
+	var rec jobRecord
+	if _, err := e.getJSON(ctx, store.JobRecords, id, &rec); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, api.Errorf(api.ErrNotFound, "no job %s", id)
+		}
+		return nil, err
+	}
+	if rec.Status.ID != id {
+		return nil, fmt.Errorf("%w: job record %s names %s", errTamperedState, id, rec.Status.ID)
+	}
+	return &rec, nil
+}
+
+// waiter registers a channel closed when job id ends.
+func (e *Engine) waiter(id string) chan struct{} {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	e.waiters[id] = append(e.waiters[id], ch)
+	e.mu.Unlock()
+	return ch
+}
+
+func (e *Engine) dropWaiter(id string, ch chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	list := e.waiters[id]
+	for i, c := range list {
+		if c == ch {
+			e.waiters[id] = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(e.waiters[id]) == 0 {
+		delete(e.waiters, id)
+	}
+}
+
+// notify wakes everyone waiting for job id.
+func (e *Engine) notify(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.waiters[id] {
+		close(c)
+	}
+	delete(e.waiters, id)
+}

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/pad"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/store"
+)
+
+// DerivedPolicyType is the media type of a derived Pad's policy bytes. A derived Pad carries no
+// rules of its own: the document records where it came from, and its effective policy is the
+// current policy of every sealed ancestor, refined by their derive rules.
+const DerivedPolicyType = "application/styx-derived+json"
+
+type derivedDoc struct {
+	Derived   int               `json:"styx_derived"`
+	Kind      string            `json:"kind"`
+	Job       string            `json:"job"`
+	Program   string            `json:"program"`
+	Submitter string            `json:"submitter"`
+	Parents   []audit.PadRef    `json:"parents"`
+	TEE       audit.TEEClaims   `json:"tee"`
+	Note      string            `json:"note"`
+	Simulated *simulatedWarning `json:"simulated,omitempty"`
+}
+
+type simulatedWarning struct {
+	Warning string `json:"warning"`
+}
+
+// outputPipeline checks every output against the derive rules of every Pad that flowed into it,
+// then seals all of them as derived Pads, or none.
+func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost) (map[string]string, string, error) {
+	h.attachLogs()
+	for _, c := range h.outs {
+		c.Close()
+		if len(c.from) == 0 {
+			c.from = slices.Clone(h.adm.inputs) // wrote before reading anything: derive from all inputs (conservative)
+		}
+		if err := e.checkOutput(ctx, caller.ID(), st, h, c); err != nil {
+			return nil, "", err
+		}
+	}
+	outs := map[string]string{}
+	var claims audit.Claims
+	claims.Kind, claims.Job, claims.Program, claims.TEE = audit.ReceiptJob, st.ID, st.Spec.Program, e.auditTEE()
+	for _, name := range h.adm.inputs {
+		rec := h.adm.chains[name].pad
+		claims.Inputs = append(claims.Inputs, audit.PadRef{Pad: rec.ID, Policy: rec.PolicyDigest})
+	}
+	for _, c := range h.outs {
+		rec, err := e.sealDerived(ctx, caller, st, h, c)
+		if err != nil {
+			return nil, "", err
+		}
+		outs[c.name] = rec.ID
+		claims.Outputs = append(claims.Outputs, audit.PadRef{Pad: rec.ID, Policy: rec.PolicyDigest})
+	}
+	if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindUse, Actor: caller.ID().String(), Job: st.ID,
+		Pads: padsOf(h), Details: map[string]string{"program": st.Spec.Program}}); err != nil {
+		return nil, "", err
+	}
+	details := map[string]string{"purpose": st.Spec.Purpose}
+	if e.Simulated() {
+		details["tee"] = "simulated: no hardware protection"
+	}
+	r, err := e.audit.IssueReceipt(ctx, claims, caller.ID().String(), details)
+	if err != nil {
+		return nil, "", fmt.Errorf("engine: receipt: %w", err)
+	}
+	return outs, strconv.FormatInt(r.Index, 10), nil
+}
+
+func padsOf(h *jobHost) []string {
+	var out []string
+	for _, name := range h.read {
+		out = append(out, h.adm.chains[name].pad.ID)
+	}
+	return out
+}
+
+// attachLogs routes the program's log lines into a declared log output the program did not
+// create itself; without one, logs stay inside the TEE and are dropped.
+func (h *jobHost) attachLogs() {
+	if h.logs.Len() == 0 {
+		return
+	}
+	for _, o := range h.spec.Outputs {
+		if o.Kind != string(policy.KindLog) || slices.ContainsFunc(h.outs, func(c *capture) bool { return c.name == o.Name }) {
+			continue
+		}
+		c := &capture{h: h, name: o.Name, kind: o.Kind, closed: true, from: slices.Clone(h.read)}
+		c.buf.Write(h.logs.Bytes())
+		h.outs = append(h.outs, c)
+		return
+	}
+}
+
+// checkOutput evaluates "derive" for the output on the chain of every input that flowed into it.
+func (e *Engine) checkOutput(ctx context.Context, caller party.ID, st *api.JobStatus, h *jobHost, c *capture) error {
+	for _, name := range c.from {
+		ch := h.adm.chains[name]
+		claim := &policy.OutputClaim{Kind: policy.Kind(c.kind), Bytes: int64(c.buf.Len())}
+		if c.kind == string(policy.KindAggregate) {
+			claim.Aggregation = max(h.rows[name]-1, 0) // the header line is not a row
+		}
+		d, err := e.decide(ctx, ch, request{caller: caller, action: policy.ActionDerive, purpose: st.Spec.Purpose,
+			program: st.Spec.Program, job: st.ID, output: claim})
+		if err != nil {
+			return err
+		}
+		if !d.Allow {
+			return api.Denied(fmt.Sprintf("output %s (%s, %d bytes) refused by the policy of input %s", c.name, c.kind, c.buf.Len(), name), reasonLines(d)...)
+		}
+	}
+	return nil
+}
+
+// sealDerived seals one output as a derived Pad: signed by the cluster, no key wraps, its data
+// key kept only in the node's sealed key store (so revocation can destroy it).
+func (e *Engine) sealDerived(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost, c *capture) (*padRecord, error) {
+	doc := derivedDoc{Derived: 1, Kind: c.kind, Job: st.ID, Program: st.Spec.Program, Submitter: caller.ID().String(), TEE: e.auditTEE(),
+		Note: "effective policy: the current policy of every sealed ancestor, refined by its derive rule for this kind"}
+	if e.Simulated() {
+		doc.Simulated = &simulatedWarning{Warning: "derived on a SIMULATED TEE: no hardware protection"}
+	}
+	var parents []pad.ParentRef
+	depth := 0
+	var parentIDs []string
+	for _, name := range c.from {
+		rec := h.adm.chains[name].pad
+		digest, err := hex.DecodeString(rec.PolicyDigest)
+		if err != nil || len(digest) != 32 {
+			return nil, fmt.Errorf("%w: policy digest of %s", errTamperedState, rec.ID)
+		}
+		id, err := pad.ParseID(rec.ID)
+		if err != nil {
+			return nil, err
+		}
+		parents = append(parents, pad.ParentRef{ID: id, PolicyDigest: [32]byte(digest)})
+		parentIDs = append(parentIDs, rec.ID)
+		doc.Parents = append(doc.Parents, audit.PadRef{Pad: rec.ID, Policy: rec.PolicyDigest})
+		depth = max(depth, rec.Depth+1)
+	}
+	docBytes, _ := json.Marshal(doc)
+	dk := pad.NewDataKey()
+	var sealed bytes.Buffer
+	hdr, err := pad.Seal(&sealed, bytes.NewReader(c.buf.Bytes()), pad.SealOptions{
+		Signer: e.cfg.Cluster, Policy: docBytes, PolicyType: DerivedPolicyType, ContentType: contentTypeOf(c.kind),
+		Parents: parents, DataKey: dk, Size: int64(c.buf.Len()), CreatedAt: e.now(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: seal output %s: %w", c.name, err)
+	}
+	d := hdr.PolicyDigest()
+	rec := &padRecord{
+		ID: hdr.ID.String(), Owner: caller.ID().String(), Signer: e.cfg.Cluster.Identity().ID().String(), Derived: true,
+		Kind: c.kind, Parents: parentIDs, Job: st.ID, Program: st.Spec.Program, ContentType: hdr.ContentType,
+		Size: hdr.Size, SealedSize: int64(sealed.Len()), Depth: depth, PolicyDigest: hex.EncodeToString(d[:]),
+		Created: e.now().UTC(), Simulated: e.Simulated(),
+	}
+	// Key first, then blob, then the record that makes the Pad exist: a crash leaves at most
+	// an unreachable key or blob, never a Pad without its key.
+	if err := e.putDataKey(ctx, rec.ID, dk); err != nil {
+		return nil, err
+	}
+	if _, err := e.blobs.Put(ctx, padBlob(rec.ID), &sealed); err != nil {
+		return nil, err
+	}
+	if err := e.createJSON(ctx, store.Pads, rec.ID, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func contentTypeOf(kind string) string {
+	switch policy.Kind(kind) {
+	case policy.KindTable:
+		return "text/csv"
+	case policy.KindModel, policy.KindAggregate:
+		return "application/json"
+	case policy.KindLog:
+		return "text/plain"
+	}
+	return "application/octet-stream"
+}
+
+func (e *Engine) auditTEE() audit.TEEClaims {
+	return audit.TEEClaims{Type: string(e.cfg.Claims.Type), Measurement: e.cfg.Claims.Measurement, Simulated: e.cfg.Claims.Simulated}
+}

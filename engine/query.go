@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/sandbox"
+)
+
+// PoolSize is the number of warm instances serving one model.
+const PoolSize = 2
+
+// queryServer answers queries on model Pads from warm sandbox instances (one pool per model
+// and serving program) and batches their audit events.
+type queryServer struct {
+	e     *Engine
+	mu    sync.Mutex
+	pools map[string]*modelPool // "pad program" → pool
+	batch map[batchKey]*batchCount
+}
+
+type modelPool struct {
+	pad  string
+	pool *sandbox.Pool
+}
+
+type batchKey struct{ pad, querier string }
+type batchCount struct{ allowed, denied int }
+
+func newQueryServer(e *Engine) *queryServer {
+	return &queryServer{e: e, pools: map[string]*modelPool{}, batch: map[batchKey]*batchCount{}}
+}
+
+// Query answers one query on a model Pad: a policy check on the model's whole chain with a
+// per-querier counter, then the answer from a warm instance, sealed to the querier.
+func (e *Engine) Query(ctx context.Context, caller *party.Identity, id string, q *api.QueryRequest) (*api.QueryResponse, error) {
+	e.rememberParty(ctx, caller)
+	ch, err := e.loadChain(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ch.pad.Kind != string(policy.KindModel) {
+		return nil, api.Errorf(api.ErrBadRequest, "Pad %s is not a model (kind %q): only model Pads answer queries", id, ch.pad.Kind)
+	}
+	program := q.Program
+	d, err := e.decide(ctx, ch, request{caller: caller.ID(), action: policy.ActionQuery, program: program,
+		output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{caller.ID()}}})
+	if err != nil {
+		return nil, err
+	}
+	if d.Allow {
+		if err := e.reserve(ctx, &d); err != nil {
+			return nil, err
+		}
+	}
+	if !d.Allow {
+		e.queries.count(id, caller.ID(), false)
+		return nil, deniedError("query on "+id, d)
+	}
+	pool, err := e.queries.pool(ctx, ch.pad, program)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := pool.Query(ctx, q.Input)
+	if err != nil {
+		return nil, api.Errorf(api.ErrBadRequest, "query failed: %v", err)
+	}
+	if max := d.Obligations.Output.MaxBytes; max > 0 && int64(len(answer)) > max {
+		e.queries.count(id, caller.ID(), false)
+		return nil, api.Denied(fmt.Sprintf("answer of %d bytes exceeds the %d bytes the policies allow", len(answer), max))
+	}
+	e.queries.count(id, caller.ID(), true)
+	return api.SealAnswer(caller, id, q, answer)
+}
+
+// pool returns the warm pool for a model and program, creating it on first use.
+func (qs *queryServer) pool(ctx context.Context, model *padRecord, program string) (*sandbox.Pool, error) {
+	key := model.ID + " " + program
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if mp, ok := qs.pools[key]; ok {
+		return mp.pool, nil
+	}
+	wasm, err := qs.e.program(ctx, program)
+	if err != nil {
+		return nil, err
+	}
+	p, err := qs.e.sb.Compile(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := qs.e.sb.NewPool(p, PoolSize, func() sandbox.Host { return &modelHost{e: qs.e, rec: model} })
+	if err != nil {
+		return nil, err
+	}
+	qs.pools[key] = &modelPool{pad: model.ID, pool: pl}
+	return pl, nil
+}
+
+// drop closes the pools of the given models (all pools if pads is nil).
+func (qs *queryServer) drop(pads map[string]bool) {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	for k, mp := range qs.pools {
+		if pads == nil || pads[mp.pad] {
+			mp.pool.Close(context.Background())
+			delete(qs.pools, k)
+		}
+	}
+}
+
+func (qs *queryServer) close() {
+	qs.drop(nil)
+	qs.flush(context.Background())
+}
+
+func (qs *queryServer) count(pad string, querier party.ID, allowed bool) {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	k := batchKey{pad, querier.String()}
+	c := qs.batch[k]
+	if c == nil {
+		c = &batchCount{}
+		qs.batch[k] = c
+	}
+	if allowed {
+		c.allowed++
+	} else {
+		c.denied++
+	}
+}
+
+func (qs *queryServer) flushLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			qs.flush(ctx)
+		}
+	}
+}
+
+// flush writes one query.batch event per model and querier seen since the last flush.
+func (qs *queryServer) flush(ctx context.Context) {
+	qs.mu.Lock()
+	batch := qs.batch
+	qs.batch = map[batchKey]*batchCount{}
+	qs.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	keys := make([]batchKey, 0, len(batch))
+	for k := range batch {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].pad+keys[i].querier < keys[j].pad+keys[j].querier })
+	evs := make([]audit.Event, 0, len(keys))
+	for _, k := range keys {
+		c := batch[k]
+		evs = append(evs, audit.Event{Kind: audit.KindQueryBatch, Actor: k.querier, Pads: []string{k.pad},
+			Details: map[string]string{"allowed": fmt.Sprint(c.allowed), "denied": fmt.Sprint(c.denied)}})
+	}
+	if _, err := qs.e.audit.AppendBatch(context.WithoutCancel(ctx), evs); err != nil {
+		qs.e.log.Error("audit query batch", "err", err)
+	}
+}
+
+// FlushQueries writes pending query audit batches now (tests and shutdown).
+func (e *Engine) FlushQueries(ctx context.Context) { e.queries.flush(ctx) }
+
+// modelHost is what a warm serving instance sees: the model, read-only, and nothing else.
+type modelHost struct {
+	e   *Engine
+	rec *padRecord
+}
+
+func (m *modelHost) Inputs() []sandbox.Input {
+	return []sandbox.Input{{Name: "model", Kind: m.rec.Kind, Size: m.rec.Size}}
+}
+func (m *modelHost) Params() []byte { return nil }
+func (m *modelHost) Log([]byte)     {}
+
+func (m *modelHost) Open(name string) (io.Reader, error) {
+	if name != "model" {
+		return nil, fmt.Errorf("no input %q: a serving instance sees only its model", name)
+	}
+	rc, pt, err := m.e.openPad(context.Background(), m.rec)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{pt, rc}, nil
+}
+
+func (m *modelHost) Create(name string, kind sandbox.Kind) (io.WriteCloser, error) {
+	return nil, fmt.Errorf("a serving instance cannot create outputs (%s:%s): answers go only to the querier", name, strings.ToLower(string(kind)))
+}

@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/store"
+)
+
+// padRecord is what the node keeps about a Pad besides its blob.
+type padRecord struct {
+	ID           string    `json:"id"`
+	Owner        string    `json:"owner"`  // party id: the sealer, or the party a derived Pad's job ran for
+	Signer       string    `json:"signer"` // party id of the header's signer (the cluster for derived Pads)
+	Derived      bool      `json:"derived,omitempty"`
+	Kind         string    `json:"kind,omitempty"` // output kind of a derived Pad
+	Parents      []string  `json:"parents,omitempty"`
+	Job          string    `json:"job,omitempty"`
+	Program      string    `json:"program,omitempty"`
+	ContentType  string    `json:"content_type"`
+	Size         int64     `json:"size"`        // plaintext bytes
+	SealedSize   int64     `json:"sealed_size"` // bytes of the sealed Pad
+	Depth        int       `json:"depth"`
+	PolicyDigest string    `json:"policy_digest"` // hex digest of the header's policy bytes
+	Created      time.Time `json:"created"`
+	Deleted      time.Time `json:"deleted,omitzero"`
+	Simulated    bool      `json:"simulated,omitempty"` // derived on a simulated TEE
+}
+
+func padBlob(id string) string   { return "pad-" + id }
+func progBlob(sha string) string { return "prog-" + sha }
+func policyKey(id string) string { return "policy." + id }
+func partyKey(id string) string  { return "party." + id }
+
+// getJSON reads, authenticates and decodes a sealed record.
+func (e *Engine) getJSON(ctx context.Context, b store.Bucket, key string, v any) (uint64, error) {
+	raw, rev, err := e.st.Get(ctx, b, key)
+	if err != nil {
+		return 0, err
+	}
+	pt, err := e.box.open(b, key, raw)
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(pt, v); err != nil {
+		return 0, fmt.Errorf("engine: decode %s/%s: %w", b, key, err)
+	}
+	return rev, nil
+}
+
+func (e *Engine) sealJSON(b store.Bucket, key string, v any) []byte {
+	pt, err := json.Marshal(v)
+	if err != nil {
+		panic("engine: marshal record: " + err.Error()) // only our own types are marshalled
+	}
+	return e.box.seal(b, key, pt)
+}
+
+func (e *Engine) createJSON(ctx context.Context, b store.Bucket, key string, v any) error {
+	_, err := e.st.Create(ctx, b, key, e.sealJSON(b, key, v))
+	return err
+}
+
+func (e *Engine) putJSON(ctx context.Context, b store.Bucket, key string, v any) error {
+	_, err := e.st.Put(ctx, b, key, e.sealJSON(b, key, v))
+	return err
+}
+
+// updateJSON applies f to the record under key with compare-and-set, retrying on conflict.
+func updateJSON[T any](ctx context.Context, e *Engine, b store.Bucket, key string, f func(*T) error) error {
+	for range 50 {
+		var v T
+		rev, err := e.getJSON(ctx, b, key, &v)
+		if err != nil {
+			return err
+		}
+		if err := f(&v); err != nil {
+			return err
+		}
+		if _, err = e.st.Update(ctx, b, key, e.sealJSON(b, key, &v), rev); err == nil {
+			return nil
+		} else if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("engine: update %s/%s: %w", b, key, store.ErrContention)
+}
+
+func (e *Engine) padRecord(ctx context.Context, id string) (*padRecord, error) {
+	if !store.ValidKey(id) {
+		return nil, api.Errorf(api.ErrNotFound, "no Pad %q", id)
+	}
+	var r padRecord
+	if _, err := e.getJSON(ctx, store.Pads, id, &r); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, api.Errorf(api.ErrNotFound, "no Pad %s on this node", id)
+		}
+		return nil, err
+	}
+	if r.ID != id {
+		return nil, fmt.Errorf("%w: record for %s names %s", errTamperedState, id, r.ID)
+	}
+	return &r, nil
+}
+
+// rememberParty records the full identity of a party the node has seen sign a request, so that
+// a policy's required recipients (named by short id) can be resolved for releases.
+func (e *Engine) rememberParty(ctx context.Context, id *party.Identity) {
+	key := partyKey(id.ID().String())
+	if _, _, err := e.st.Get(ctx, store.Meta, key); err == nil {
+		return
+	}
+	if err := e.createJSON(ctx, store.Meta, key, id.String()); err != nil && !errors.Is(err, store.ErrExists) {
+		e.log.Warn("remember party", "party", id, "err", err)
+	}
+}
+
+func (e *Engine) lookupParty(ctx context.Context, id party.ID) (*party.Identity, error) {
+	var s string
+	if _, err := e.getJSON(ctx, store.Meta, partyKey(id.String()), &s); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("party %s is unknown to this node: it must contact the node once (e.g. styx pad list)", id)
+		}
+		return nil, err
+	}
+	ident, err := party.ParseIdentity(s)
+	if err != nil {
+		return nil, err
+	}
+	if ident.ID() != id {
+		return nil, fmt.Errorf("%w: party record for %s holds another identity", errTamperedState, id)
+	}
+	return ident, nil
+}

@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/store"
+)
+
+// abortError stops a running job because an input's policy no longer allows it.
+type abortError struct{ reasons []string }
+
+func (a *abortError) Error() string { return "job aborted: an input's policy no longer allows it" }
+
+// work runs queued jobs until ctx ends.
+func (e *Engine) work(ctx context.Context) {
+	for ctx.Err() == nil {
+		jobs, err := e.st.Jobs().Fetch(ctx, 1, time.Second)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+				e.log.Warn("fetch jobs", "err", err)
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		for _, j := range jobs {
+			e.runQueued(ctx, j)
+		}
+	}
+}
+
+func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
+	var msg struct{ ID string }
+	if err := json.Unmarshal(j.Spec, &msg); err != nil || msg.ID != j.ID {
+		e.log.Error("dropping malformed job message", "job", j.ID)
+		j.Term("malformed")
+		return
+	}
+	if err := e.runJob(ctx, j.ID); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the message is redelivered, and seen as interrupted
+		}
+		e.log.Error("job", "job", j.ID, "err", err)
+	}
+	if err := j.Ack(context.WithoutCancel(ctx)); err != nil {
+		e.log.Warn("ack job", "job", j.ID, "err", err)
+	}
+}
+
+// runJob runs one admitted job to a final state.
+func (e *Engine) runJob(ctx context.Context, id string) error {
+	rec, err := e.jobRecord(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch rec.Status.State {
+	case api.JobQueued:
+	case api.JobRunning:
+		// The node stopped while this job ran. Its uses were reserved at admission and still
+		// count; its outputs were never sealed.
+		return e.finish(ctx, id, api.JobFailed, api.Errorf(api.ErrInternal,
+			"the node stopped while the job ran; its admitted uses still count; submit it again"), nil, "")
+	default:
+		return nil // already final
+	}
+	caller, err := party.ParseIdentity(rec.Caller)
+	if err != nil {
+		return err
+	}
+	if err := updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
+		r.Status.State, r.Status.Started = api.JobRunning, e.now().UTC()
+		return nil
+	}); err != nil {
+		return err
+	}
+	return e.execute(ctx, caller, &rec.Status)
+}
+
+func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.JobStatus) error {
+	spec := &st.Spec
+	// Policies may have changed since admission (update, revocation, expiry): check again.
+	adm, err := e.admit(ctx, caller.ID(), st.ID, spec, false)
+	if err != nil {
+		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
+	}
+	if !adm.allowed {
+		return e.abort(ctx, caller, st, adm.pads(), adm.reasons())
+	}
+	wasm, err := e.program(ctx, spec.Program)
+	if err != nil {
+		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
+	}
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	host := e.newJobHost(jobCtx, st.ID, spec, adm)
+	stopWatch := e.watch(jobCtx, cancel, caller, st)
+	_, runErr := e.sb.Run(jobCtx, wasm, host)
+	stopWatch()
+	var ab *abortError
+	if errors.As(context.Cause(jobCtx), &ab) {
+		return e.abort(ctx, caller, st, adm.pads(), ab.reasons)
+	}
+	if runErr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrBadRequest, "program failed: %v", runErr), nil, "")
+	}
+	outs, receipt, err := e.outputPipeline(ctx, caller, st, host)
+	if err != nil {
+		var apiErr *api.Error
+		if !errors.As(err, &apiErr) {
+			apiErr = api.Errorf(api.ErrInternal, "%v", err)
+		}
+		return e.finish(ctx, st.ID, api.JobFailed, apiErr, nil, "")
+	}
+	return e.finish(ctx, st.ID, api.JobDone, nil, outs, receipt)
+}
+
+// watch re-checks every input's policy each Recheck interval while the job runs, and aborts it
+// when one no longer allows the job (expired, revoked, policy updated).
+func (e *Engine) watch(ctx context.Context, cancel context.CancelCauseFunc, caller *party.Identity, st *api.JobStatus) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(e.cfg.Recheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false)
+			if err != nil {
+				if ctx.Err() == nil {
+					cancel(&abortError{reasons: []string{"re-check failed: " + err.Error()}})
+				}
+				return
+			}
+			if !adm.allowed {
+				cancel(&abortError{reasons: adm.reasons()})
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// abort ends a job whose inputs' policies stopped allowing it; its outputs were never sealed.
+func (e *Engine) abort(ctx context.Context, caller *party.Identity, st *api.JobStatus, pads, reasons []string) error {
+	ev := audit.Event{Kind: audit.KindJobAbort, Actor: caller.ID().String(), Job: st.ID, Pads: pads, Reasons: reasons}
+	if _, err := e.audit.Append(ctx, ev); err != nil {
+		return err
+	}
+	return e.finish(ctx, st.ID, api.JobAborted, api.Denied("job "+st.ID+" aborted: outputs destroyed", reasons...), nil, "")
+}
+
+// finish records a job's final state and wakes its waiters.
+func (e *Engine) finish(ctx context.Context, id string, state api.JobState, jobErr *api.Error, outs map[string]string, receipt string) error {
+	ctx = context.WithoutCancel(ctx)
+	err := updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
+		r.Status.State, r.Status.Error, r.Status.Outputs, r.Status.Receipt = state, jobErr, outs, receipt
+		r.Status.Finished = e.now().UTC()
+		return nil
+	})
+	e.notify(id)
+	if err != nil {
+		return fmt.Errorf("engine: record job %s: %w", id, err)
+	}
+	e.log.Info("job finished", "job", id, "state", state)
+	return nil
+}
