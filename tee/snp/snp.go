@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -126,7 +127,10 @@ func (v Verifier) Verify(ev tee.Evidence, ref *tee.ReferenceValues, want [64]byt
 		now = v.Now()
 	}
 	opts := &verify.Options{DisableCertFetching: true, Now: now, TrustedRoots: v.Roots}
-	if err := verify.SnpAttestation(att, opts); err != nil {
+	if err := tee.Guard(tee.SNP, "report verification", func() error { return verify.SnpAttestation(att, opts) }); err != nil {
+		if errors.Is(err, tee.ErrMalformed) {
+			return nil, err
+		}
 		return nil, tee.Refuse(tee.SNP, tee.ErrSignature, "%v", err)
 	}
 	c := claims(att.GetReport())
@@ -147,13 +151,24 @@ func parse(ev tee.Evidence) (*spb.Attestation, error) {
 	if ev.Type != tee.SNP || len(d) > tee.MaxEvidenceSize || len(d) <= abi.ReportSize {
 		return nil, tee.Refuse(tee.SNP, tee.ErrMalformed, "%d bytes of %s evidence", len(d), ev.Type)
 	}
-	report, err := abi.ReportToProto(d[:abi.ReportSize])
+	var (
+		report *spb.Report
+		t      abi.CertTable
+	)
+	err := tee.Guard(tee.SNP, "report", func() (err error) {
+		if report, err = abi.ReportToProto(d[:abi.ReportSize]); err != nil {
+			return fmt.Errorf("report: %v", err)
+		}
+		if err := t.Unmarshal(d[abi.ReportSize:]); err != nil {
+			return fmt.Errorf("certificate table: %v", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, tee.Refuse(tee.SNP, tee.ErrMalformed, "report: %v", err)
-	}
-	var t abi.CertTable
-	if err := t.Unmarshal(d[abi.ReportSize:]); err != nil {
-		return nil, tee.Refuse(tee.SNP, tee.ErrMalformed, "certificate table: %v", err)
+		if errors.Is(err, tee.ErrMalformed) {
+			return nil, err
+		}
+		return nil, tee.Refuse(tee.SNP, tee.ErrMalformed, "%v", err)
 	}
 	// Only the canonical form Compose produces: one endorsement key entry, nothing unreferenced.
 	if len(t.Entries) != 1 || (t.Entries[0].GUID != vcekGUID && t.Entries[0].GUID != vlekGUID) ||
@@ -190,7 +205,7 @@ func checkTCB(att *spb.Attestation, ref *tee.ReferenceValues) error {
 		MinimumTCB:                kds.DecomposeTCBVersion(kds.TCBVersion(binary.LittleEndian.Uint64(min))),
 		PermitProvisionalFirmware: true,
 	}
-	if err := validate.SnpAttestation(att, opts); err != nil {
+	if err := tee.Guard(tee.SNP, "report validation", func() error { return validate.SnpAttestation(att, opts) }); err != nil {
 		return tee.Refuse(tee.SNP, tee.ErrTCB, "%v", err)
 	}
 	return nil

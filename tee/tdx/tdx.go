@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,7 +66,11 @@ func (a *Attester) Evidence(reportData [64]byte) (tee.Evidence, error) {
 // provider, or the 39 bytes go-tdx-guest's v4 sample carries "only for testing purpose"). Nothing
 // signs those bytes, so the verifier refuses quotes that still carry them.
 func TrimQuote(raw []byte) ([]byte, error) {
-	q, err := abi.QuoteToProto(raw)
+	var q any
+	err := tee.Guard(tee.TDX, "quote", func() (err error) {
+		q, err = abi.QuoteToProto(raw)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("quote: %w", err)
 	}
@@ -121,7 +126,10 @@ func (v Verifier) Verify(ev tee.Evidence, ref *tee.ReferenceValues, want [64]byt
 		TrustedRoots: roots,
 		Now:          &verify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now},
 	}
-	if err := verify.TdxQuote(quote, opts); err != nil {
+	if err := tee.Guard(tee.TDX, "quote verification", func() error { return verify.TdxQuote(quote, opts) }); err != nil {
+		if errors.Is(err, tee.ErrMalformed) {
+			return nil, err
+		}
 		return nil, tee.Refuse(tee.TDX, tee.ErrSignature, "%v", err)
 	}
 	c := claims(body)
@@ -154,8 +162,15 @@ func parse(ev tee.Evidence) (any, body, error) {
 	if ev.Type != tee.TDX || len(ev.Data) > tee.MaxEvidenceSize {
 		return nil, nil, tee.Refuse(tee.TDX, tee.ErrMalformed, "%d bytes of %s evidence", len(ev.Data), ev.Type)
 	}
-	q, err := abi.QuoteToProto(ev.Data)
+	var q any
+	err := tee.Guard(tee.TDX, "quote", func() (err error) {
+		q, err = abi.QuoteToProto(ev.Data)
+		return err
+	})
 	if err != nil {
+		if errors.Is(err, tee.ErrMalformed) {
+			return nil, nil, err
+		}
 		return nil, nil, tee.Refuse(tee.TDX, tee.ErrMalformed, "quote: %v", err)
 	}
 	var b body
@@ -224,7 +239,7 @@ func checkTCB(quote any, ref *tee.ReferenceValues) error {
 		MinimumTeeTcbSvn:   min,
 		EnableTdDebugCheck: !ref.AllowDebug,
 	}}
-	if err := validate.TdxQuote(quote, opts); err != nil {
+	if err := tee.Guard(tee.TDX, "quote validation", func() error { return validate.TdxQuote(quote, opts) }); err != nil {
 		return tee.Refuse(tee.TDX, tee.ErrTCB, "%v", err)
 	}
 	return nil
