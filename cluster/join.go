@@ -85,13 +85,9 @@ func (n *Node) Admit(req *JoinRequest, nonce []byte) (*JoinResponse, error) {
 		n.log().Warn("join refused", "joiner", id, "err", err)
 		return nil, fmt.Errorf("cluster: join of %s refused: %w", id.ID(), err)
 	}
-	pk, err := id.HPKEPublicKey(party.KEMXWing)
+	wrap, err := wrapTo(id, nonce, secretOf(n.key))
 	if err != nil {
 		return nil, err
-	}
-	wrap, err := hpke.Seal(pk, hpke.HKDFSHA256(), hpke.AES256GCM(), wrapInfo(id, nonce), secretOf(n.key))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: wrap cluster secret: %w", err)
 	}
 	b, err := n.Bundle(nonce)
 	if err != nil {
@@ -112,11 +108,17 @@ func (j *Joiner) Complete(resp *JoinResponse) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: admitting node: %w", err)
 	}
+	return j.finish(resp.Wrap, id)
+}
+
+// finish unwraps the cluster secret, checks it is the key of cluster, and seals it in the
+// joiner's data directory with a fresh TLS key.
+func (j *Joiner) finish(wrap []byte, cluster *party.Identity) (*Node, error) {
 	sk, err := j.key.HPKEPrivateKey(party.KEMXWing)
 	if err != nil {
 		return nil, err
 	}
-	secret, err := hpke.Open(sk, hpke.HKDFSHA256(), hpke.AES256GCM(), wrapInfo(j.key.Identity(), j.nonce), resp.Wrap)
+	secret, err := hpke.Open(sk, hpke.HKDFSHA256(), hpke.AES256GCM(), wrapInfo(j.key.Identity(), j.nonce), wrap)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: unwrap cluster secret: %w", err)
 	}
@@ -124,13 +126,26 @@ func (j *Joiner) Complete(resp *JoinResponse) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: unwrapped cluster secret: %w", err)
 	}
-	if !k.Identity().Equal(id) {
-		return nil, fmt.Errorf("cluster: unwrapped key is %s, the admitting node attested %s: %w", k.Identity().ID(), id.ID(), ErrKeyMismatch)
+	if !k.Identity().Equal(cluster) {
+		return nil, fmt.Errorf("cluster: unwrapped key is %s, expected cluster %s: %w", k.Identity().ID(), cluster.ID(), ErrKeyMismatch)
 	}
 	if _, err := os.Stat(filepath.Join(j.cfg.Dir, ClusterKeyFile)); err == nil {
 		return nil, fmt.Errorf("cluster: %s already holds a cluster key", j.cfg.Dir)
 	}
 	return create(j.cfg, k)
+}
+
+// wrapTo wraps the cluster secret to a joiner's X-Wing key.
+func wrapTo(joiner *party.Identity, nonce, secret []byte) ([]byte, error) {
+	pk, err := joiner.HPKEPublicKey(party.KEMXWing)
+	if err != nil {
+		return nil, err
+	}
+	wrap, err := hpke.Seal(pk, hpke.HKDFSHA256(), hpke.AES256GCM(), wrapInfo(joiner, nonce), secret)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: wrap cluster secret: %w", err)
+	}
+	return wrap, nil
 }
 
 // wrapInfo binds the wrap to the join key and the nonce.
