@@ -144,9 +144,10 @@ func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 			l.warn(s.prefix+"output.kinds", "empty list: no output may ever be created")
 		}
 	}
+	reach := reachableKinds(p)
 	for k := range p.derive {
-		if p.base.output.Kinds != nil && !slices.Contains(p.base.output.Kinds, k) {
-			l.warn("derive."+string(k), "output.kinds does not allow %s, so this derive rule can never apply", k)
+		if !reach[k] {
+			l.warn("derive."+string(k), "no output of kind %s can ever be derived (output.kinds), so this derive rule never applies", k)
 		}
 	}
 	if raw.TEE != nil && raw.TEE.Types != nil && len(raw.TEE.Types) == 0 {
@@ -156,3 +157,24 @@ func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 
 // owns reports whether a section sets a field itself rather than inheriting it.
 func (s *section) owns(field string) bool { return s.own == nil || s.own[field] }
+
+// reachableKinds returns the kinds of Pads that can be derived from p's Pad at any depth: the kinds
+// its output rules allow, then the kinds those kinds' effective output rules allow, and so on.
+func reachableKinds(p *Policy) map[Kind]bool {
+	reach := map[Kind]bool{}
+	var visit func(s *section)
+	visit = func(s *section) {
+		kinds := s.output.Kinds
+		if kinds == nil {
+			kinds = Kinds
+		}
+		for _, k := range kinds {
+			if !reach[k] {
+				reach[k] = true
+				visit(p.sectionFor(k, 1))
+			}
+		}
+	}
+	visit(p.base)
+	return reach
+}

@@ -42,7 +42,7 @@ tee:
 		"10:3: lifecycle.expires: no expiry",
 		"10:23: lifecycle.max_uses.release: max_uses 0: release can never be allowed",
 		"11:31: lifecycle.max_uses_per_party.query: max_uses_per_party 0",
-		"16:5: derive.model: output.kinds does not allow model",
+		"16:5: derive.model: no output of kind model can ever be derived",
 		"17:14: derive.model.output.kinds: empty list",
 		"19:10: tee.types: empty list",
 	} {
