@@ -268,7 +268,9 @@ func loadRequest(path string) (*requestFile, error) {
 	dec.KnownFields(true)
 	var rf requestFile
 	if err := dec.Decode(&rf); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.ReplaceAll(strings.ReplaceAll(msg, "unmarshal errors:\n  ", ""), " in type main.requestFile", "")
+		return nil, fmt.Errorf("%s: %s", path, strings.ReplaceAll(msg, "\n  ", "; "))
 	}
 	return &rf, nil
 }
