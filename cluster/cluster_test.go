@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -288,4 +289,30 @@ func TestJoinRefusals(t *testing.T) {
 			t.Fatal("joiner opened a wrap made for another")
 		}
 	})
+}
+
+func TestLocalTEESim(t *testing.T) {
+	dir := t.TempDir()
+	a, s, err := LocalTEE(tee.Sim, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Init(Config{Dir: dir, Attester: a, Sealer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := n.Bundle(NewNonce())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := sim.ExecutableMeasurement()
+	if b.Claims.Measurement != hex.EncodeToString(m[:]) || !b.Claims.Simulated {
+		t.Fatalf("claims %+v", b.Claims)
+	}
+	if _, _, err := LocalTEE(tee.SGX, dir); !errors.Is(err, tee.ErrUnsupported) {
+		t.Fatalf("sgx: %v", err)
+	}
+	if _, _, err := LocalTEE("tpm", dir); err == nil {
+		t.Fatal("unknown type accepted")
+	}
 }

@@ -80,3 +80,12 @@ func (s *KeySealer) Unseal(sealed []byte, label string) ([]byte, error) {
 	}
 	return pt, nil
 }
+
+// NewEphemeralSealer returns a sealer under a random key that lives only in this process: what
+// it seals can be unsealed only until the process exits. For TEEs without a sealing key (TDX),
+// where the cluster key comes back through a peer or an escrow after a restart.
+func NewEphemeralSealer() *KeySealer {
+	s := &KeySealer{}
+	rand.Read(s.key[:])
+	return s
+}

@@ -10,9 +10,11 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -142,4 +144,23 @@ func NewSealer(keyFile string) (*tee.KeySealer, error) {
 		return nil, fmt.Errorf("sim: sealing key file %s holds %d bytes, want 32", keyFile, len(key))
 	}
 	return tee.NewKeySealer(key)
+}
+
+// ExecutableMeasurement returns the SHA-256 of the running executable: the measurement a
+// simulated node claims by default, so that a rebuilt binary shows up as a new measurement.
+func ExecutableMeasurement() ([32]byte, error) {
+	path, err := os.Executable()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, err
+	}
+	return [32]byte(h.Sum(nil)), nil
 }

@@ -6,6 +6,7 @@ package tsm
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -26,8 +27,8 @@ func Client(root string) configfsi.Client { return &rootClient{root: filepath.Cl
 type rootClient struct{ root string }
 
 func (c *rootClient) path(p string) (string, error) {
-	rest, ok := strings.CutPrefix(p, configfsi.TsmPrefix)
-	if !ok {
+	rest, ok := strings.CutPrefix(path.Clean(p), configfsi.TsmPrefix)
+	if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
 		return "", fmt.Errorf("tsm: path %q outside %s", p, configfsi.TsmPrefix)
 	}
 	return filepath.Join(c.root, filepath.FromSlash(rest)), nil
