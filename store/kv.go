@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -323,4 +325,17 @@ func mapErr(err error, b Bucket, key string) error {
 		return fmt.Errorf("%w: key %q", ErrInvalid, key)
 	}
 	return fmt.Errorf("store: %s/%s: %w", b, key, err)
+}
+
+// KeyPart encodes an arbitrary string (a party identity, a purpose) as one
+// key token of at most 161 bytes: "b" and its unpadded base64url for
+// strings up to 120 bytes, "h" and the base64url of its sha256 for longer
+// ones. Distinct strings give distinct tokens (up to sha256 collisions).
+// Build keys as "use." + padID + "." + KeyPart(querier).
+func KeyPart(s string) string {
+	if len(s) <= 120 {
+		return "b" + base64.RawURLEncoding.EncodeToString([]byte(s))
+	}
+	h := sha256.Sum256([]byte(s))
+	return "h" + base64.RawURLEncoding.EncodeToString(h[:])
 }

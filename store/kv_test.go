@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -195,6 +196,28 @@ func FuzzValidKey(f *testing.F) {
 			if c == ' ' || c == '*' || c == '>' || c < 0x21 || c > 0x7e {
 				t.Fatalf("ValidKey accepted %q", key)
 			}
+		}
+	})
+}
+
+func TestKeyPartDistinct(t *testing.T) {
+	long := strings.Repeat("x", 121)
+	seen := map[string]string{}
+	for _, s := range []string{"", "a", "b", "ab", long, long + "y", strings.Repeat("x", 120)} {
+		p := KeyPart(s)
+		if prev, ok := seen[p]; ok {
+			t.Fatalf("KeyPart(%q) == KeyPart(%q) == %q", s, prev, p)
+		}
+		seen[p] = s
+	}
+}
+
+func FuzzKeyPart(f *testing.F) {
+	f.Add("styx1qqq…:+/ \x00.")
+	f.Fuzz(func(t *testing.T, s string) {
+		p := KeyPart(s)
+		if !ValidKey(p) || strings.Contains(p, ".") || len(p) > 161 {
+			t.Fatalf("KeyPart(%q) = %q is not a single valid token", s, p)
 		}
 	})
 }
