@@ -12,8 +12,16 @@ import (
 	"github.com/styx-tee/styx/tee/sim"
 )
 
-// testBundle makes a sim bundle without touching the disk much.
+// testBundle makes a sim bundle.
 func testBundle(t testing.TB) *Bundle {
+	b, err := testBundleNode(t).Bundle(bytes.Repeat([]byte{1}, NonceSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testBundleNode(t testing.TB) *Node {
 	dir := t.TempDir()
 	s, err := sim.NewSealer(filepath.Join(dir, "seal.key"))
 	if err != nil {
@@ -23,11 +31,7 @@ func testBundle(t testing.TB) *Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := n.Bundle(bytes.Repeat([]byte{1}, NonceSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return n
 }
 
 func TestParseBundleStrict(t *testing.T) {

@@ -44,7 +44,7 @@ func TestUntrimmedSampleRefused(t *testing.T) {
 func (g golden) verifier() Verifier { return Verifier{Now: func() time.Time { return g.at }} }
 
 // refFor accepts exactly the quote's own MRTD, the way an owner would pin it.
-func refFor(t *testing.T, quote []byte) (*tee.ReferenceValues, [64]byte) {
+func refFor(t testing.TB, quote []byte) (*tee.ReferenceValues, [64]byte) {
 	t.Helper()
 	_, b, err := parse(tee.Evidence{Type: tee.TDX, Data: quote})
 	if err != nil {
