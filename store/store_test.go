@@ -93,6 +93,9 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := s.Reserve(ctx, "use."+string(marker), 1, 1); err != nil { // key names too
+		t.Fatal(err)
+	}
 	if err := s.AdvanceVersion(ctx, "policy.x", 1, marker); err != nil {
 		t.Fatal(err)
 	}
