@@ -149,3 +149,35 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+func TestPinStoreFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pins.json")
+	s := NewPinStore(path)
+	if _, ok, err := s.Get("https://a.example"); ok || err != nil {
+		t.Fatalf("empty store: %v %v", ok, err)
+	}
+	os.WriteFile(path, []byte(`{"https://a.example":{"cluster":"x"}}`), 0o600)
+	if _, _, err := s.Get("https://a.example"); err == nil {
+		t.Error("corrupt pin accepted")
+	}
+	os.WriteFile(path, []byte(`{"https://a.example":{"unknown":1}}`), 0o600)
+	if _, _, err := s.Get("https://a.example"); err == nil {
+		t.Error("unknown field accepted")
+	}
+	if _, _, err := s.Get("http://a.example"); err == nil {
+		t.Error("http url accepted")
+	}
+	for in, want := range map[string]string{
+		"https://a.example/x?y":  "https://a.example",
+		"https://a.example:8443": "https://a.example:8443",
+	} {
+		if got, err := CanonicalServer(in); err != nil || got != want {
+			t.Errorf("%s: %q %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"a.example", "https://user@a.example", "ftp://a.example", "https://"} {
+		if _, err := CanonicalServer(in); err == nil {
+			t.Errorf("%s accepted", in)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package tee
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -146,4 +147,71 @@ func FuzzParseReferenceValues(f *testing.F) {
 		}
 		_ = rv.Check(&Claims{Type: TDX, Measurement: hex48})
 	})
+}
+
+func TestLoadReferenceValues(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/ref.json"
+	os.WriteFile(good, []byte(`{"tee":{"snp":{"measurements":[{"measurement":"`+hex48+`"}],"min_tcb":"0102030400000005"}}}`), 0o644)
+	rv, err := LoadReferenceValues(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rv.MinTCB(SNP); len(got) != 8 || got[0] != 1 || got[7] != 5 {
+		t.Errorf("min tcb %x", got)
+	}
+	if rv.MinTCB(TDX) != nil || (*ReferenceValues)(nil).MinTCB(SNP) != nil {
+		t.Error("min tcb for an unlisted type")
+	}
+	bad := dir + "/bad.json"
+	os.WriteFile(bad, []byte(`{"tee":{"snp":{"min_tcb":"zz"}}}`), 0o644)
+	if _, err := LoadReferenceValues(bad); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), bad) {
+		t.Errorf("bad file: %v", err)
+	}
+	if _, err := LoadReferenceValues(dir + "/missing.json"); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestCheckMessages(t *testing.T) {
+	ref := &ReferenceValues{AllowSimulated: true, TEE: map[Type]*TypeReference{
+		TDX: {Measurements: []Measurement{{"mrtd": hex48}}},
+		SNP: {Measurements: []Measurement{{"measurement": hex48, "hostdata": strings.Repeat("00", 32)}}},
+	}}
+	err := ref.Check(&Claims{Type: SGX, Measurement: "00"})
+	if err == nil || !strings.Contains(err.Error(), "[sim snp tdx]") {
+		t.Errorf("accepted types not listed: %v", err)
+	}
+	snp := &Claims{Type: SNP, Measurement: hex48, Registers: map[string]string{"measurement": hex48, "hostdata": strings.Repeat("00", 32)}}
+	if err := ref.Check(snp); err != nil {
+		t.Error(err)
+	}
+	snp.Registers["hostdata"] = strings.Repeat("11", 32)
+	if err := ref.Check(snp); !errors.Is(err, ErrMeasurement) || !strings.Contains(err.Error(), "measurement "+hex48+" is not listed") {
+		t.Errorf("hostdata mismatch: %v", err)
+	}
+	// A second listed set can match where the first does not.
+	ref.TEE[SNP].Measurements = append(ref.TEE[SNP].Measurements, Measurement{"measurement": hex48})
+	if err := ref.Check(snp); err != nil {
+		t.Errorf("second set: %v", err)
+	}
+	// The Claims summary always shows simulation and debug.
+	c := &Claims{Type: Sim, Measurement: "ab", Simulated: true, Debug: true, TCB: "01"}
+	if s := c.String(); !strings.Contains(s, "SIMULATED") || !strings.Contains(s, "DEBUG") || !strings.Contains(s, "tcb 01") {
+		t.Errorf("summary %q", s)
+	}
+}
+
+func TestVerifiersDispatch(t *testing.T) {
+	_, err := Verifiers{}.Verify(Evidence{Type: TDX}, &ReferenceValues{}, [64]byte{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v", err)
+	}
+	if Type("tpm").Valid() || !SGX.Valid() {
+		t.Error("Valid")
+	}
+	err = Guard(TDX, "parser", func() error { panic("boom") })
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("guard: %v", err)
+	}
 }

@@ -178,16 +178,19 @@ func parse(ev tee.Evidence) (*spb.Attestation, error) {
 	return &spb.Attestation{Report: report, CertificateChain: t.Proto()}, nil
 }
 
+// policyDebug is bit 19 of the guest policy: the hypervisor may debug (read) the guest. Read
+// directly, so a policy that does not otherwise parse can never hide it.
+const policyDebug = 1 << 19
+
 func claims(r *spb.Report) *tee.Claims {
 	m := hex.EncodeToString(r.GetMeasurement())
 	var tcb [8]byte
 	binary.LittleEndian.PutUint64(tcb[:], r.GetReportedTcb())
-	pol, _ := abi.ParseSnpPolicy(r.GetPolicy()) // the report parsed, so the policy did
 	return &tee.Claims{
 		Type:        tee.SNP,
 		Measurement: m,
 		Registers:   map[string]string{"measurement": m, "hostdata": hex.EncodeToString(r.GetHostData())},
-		Debug:       pol.Debug,
+		Debug:       r.GetPolicy()&policyDebug != 0,
 		TCB:         hex.EncodeToString(tcb[:]),
 		ReportData:  hex.EncodeToString(r.GetReportData()),
 	}
