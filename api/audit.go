@@ -32,7 +32,10 @@ type AuditPage struct {
 type TreeHead struct {
 	Size   uint64 `json:"size"`
 	Hash   []byte `json:"hash"`   // Merkle tree hash of the first Size records
-	Signed []byte `json:"signed"` // the head as signed inside the TEE (audit package's format)
+	Signed []byte `json:"signed"` // the signed note of the head, as the audit package writes it
+	// Signer is the full identity (styx1…) of the cluster key that signed the head. A client
+	// checks that its id is the cluster it attested before using its key.
+	Signer string `json:"signer"`
 	// Proof, when the request named an older size (?old=N), proves this head extends it.
 	Proof [][]byte `json:"proof,omitempty"`
 }

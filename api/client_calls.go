@@ -105,13 +105,15 @@ func (c *Client) Release(ctx context.Context, id string) (io.ReadCloser, error) 
 	return resp.Body, nil
 }
 
-// Query asks a model Pad one question and returns the decrypted answer.
-func (c *Client) Query(ctx context.Context, id string, input []byte) ([]byte, error) {
+// Query asks a model Pad one question through the serving program (its sha256) and returns the
+// decrypted answer.
+func (c *Client) Query(ctx context.Context, id, program string, input []byte) ([]byte, error) {
 	path, err := idPath("/v1/pads/", id, "/query")
 	if err != nil {
 		return nil, err
 	}
 	q := NewQueryRequest(input)
+	q.Program = program
 	var out QueryResponse
 	if err := c.doJSON(ctx, http.MethodPost, path, nil, q, &out); err != nil {
 		return nil, err

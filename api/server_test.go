@@ -63,7 +63,7 @@ func TestClientRoundTrip(t *testing.T) {
 	if string(b) != "sealed pad bytes" {
 		t.Fatalf("release: %q", b)
 	}
-	ans, err := alice.Query(ctx, info.ID, []byte("is it benign?"))
+	ans, err := alice.Query(ctx, info.ID, "", []byte("is it benign?"))
 	if err != nil || string(ans) != "IS IT BENIGN?" {
 		t.Fatalf("query: %q, %v", ans, err)
 	}
