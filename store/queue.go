@@ -82,26 +82,29 @@ func (q *Queue) Publish(ctx context.Context, id string, spec []byte) (uint64, er
 }
 
 // Fetch waits up to wait for at most limit jobs and returns those it got
-// (possibly none).
+// (possibly none). It returns early, with ctx's error, if ctx ends.
 func (q *Queue) Fetch(ctx context.Context, limit int, wait time.Duration) ([]*Job, error) {
 	if limit <= 0 || wait <= 0 {
 		return nil, fmt.Errorf("%w: Fetch needs limit > 0 and wait > 0", ErrInvalid)
 	}
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-		wait = time.Until(d)
-	}
-	if wait <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	batch, err := q.consumer.Fetch(limit, jetstream.FetchMaxWait(wait))
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	batch, err := q.consumer.Fetch(limit, jetstream.FetchContext(fctx))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("store: fetch jobs: %w", err)
 	}
 	var jobs []*Job
 	for m := range batch.Messages() {
 		jobs = append(jobs, newJob(m))
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+	if ctx.Err() != nil && len(jobs) == 0 {
+		return nil, ctx.Err()
+	}
+	err = batch.Error()
+	if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 		return jobs, fmt.Errorf("store: fetch jobs: %w", err)
 	}
 	return jobs, nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -23,7 +24,7 @@ func TestJobQueueLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	jobs, err := q.Fetch(ctx, 10, time.Second)
+	jobs, err := q.Fetch(ctx, 10, 300*time.Millisecond)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("Fetch = %d jobs, %v; want 2", len(jobs), err)
 	}
@@ -100,6 +101,21 @@ func TestJobTermAndLimits(t *testing.T) {
 	}
 	if jobs, _ := q.Fetch(ctx, 1, 200*time.Millisecond); len(jobs) != 0 {
 		t.Fatal("terminated job delivered again")
+	}
+}
+
+func TestFetchHonoursContext(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	// A one-hour wait must end when the context does.
+	if _, err := s.Jobs().Fetch(ctx, 1, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Fetch after cancel: %v, want context.Canceled", err)
+	}
+	jobs, err := s.Jobs().Fetch(testCtx(t), 1, 50*time.Millisecond)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("empty Fetch = %d jobs, %v; want none, no error", len(jobs), err)
 	}
 }
 
