@@ -2,6 +2,7 @@ package tee
 
 import (
 	"crypto/sha512"
+	"crypto/subtle"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -68,21 +69,10 @@ func ReportData(purpose string, parts ...[]byte) [64]byte {
 
 // CheckReportData compares the report data of evidence with the expected value.
 func CheckReportData(t Type, got []byte, want [64]byte) error {
-	if len(got) != 64 || !constantTimeEqual(got, want[:]) {
+	if subtle.ConstantTimeCompare(got, want[:]) != 1 {
 		return Refuse(t, ErrReportData, "evidence binds %s, want %s", shortHex(got), shortHex(want[:]))
 	}
 	return nil
-}
-
-func constantTimeEqual(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var v byte
-	for i := range a {
-		v |= a[i] ^ b[i]
-	}
-	return v == 0
 }
 
 func shortHex(b []byte) string {
