@@ -24,6 +24,9 @@ var _ Engine = engine{}
 // Decide evaluates req over ch. It never panics on malformed input: a malformed request or chain is
 // a deny whose reason says what is wrong.
 func (engine) Decide(ch *Chain, req *Request) Decision {
+	if ch == nil || req == nil {
+		return Decision{Reasons: []Reason{{Rule: "request", Effect: EffectError, Text: "no request or no chain"}}}
+	}
 	d := Decision{Action: req.Action, Pad: ch.Pad.ID}
 	if err := checkRequest(ch, req); err != nil {
 		d.Reasons = []Reason{{Rule: "request", Effect: EffectError, Text: err.Error()}}

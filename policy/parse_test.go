@@ -217,3 +217,13 @@ func TestDeniedError(t *testing.T) {
 		t.Error("empty denied error has no text")
 	}
 }
+
+func TestDecideNil(t *testing.T) {
+	e := NewEngine()
+	if d := e.Decide(nil, &Request{}); d.Allow || !strings.Contains(d.Explain(), "no request or no chain") {
+		t.Fatal(d.Explain())
+	}
+	if d := e.Decide(&Chain{}, nil); d.Allow {
+		t.Fatal("nil request allowed")
+	}
+}
