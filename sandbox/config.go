@@ -3,6 +3,8 @@ package sandbox
 import (
 	"log/slog"
 	"time"
+
+	"github.com/tetratelabs/wazero"
 )
 
 // Config is the immutable configuration of a [Runtime]. Zero fields take the defaults.
@@ -14,10 +16,19 @@ type Config struct {
 	MaxHandles     int           // open inputs and outputs at once (default 64)
 	MaxMessage     int           // bytes of a query or of its response (default 1 MiB)
 	MaxModules     int           // compiled modules kept in the cache (default 64)
+	Cache          *Cache        // optional: compiled code shared between runtimes
 	Logger         *slog.Logger  // diagnostics of the node (never guest output)
 }
 
 const wasmPage = 65536
+
+// Cache holds compiled machine code in memory, shared between the runtimes of one process
+// that are given it. It is deliberately memory-only: a cache of compiled code on disk
+// would sit outside the TEE, where a modified entry would run as trusted native code.
+type Cache struct{ c wazero.CompilationCache }
+
+// NewCache returns an empty in-memory cache.
+func NewCache() *Cache { return &Cache{c: wazero.NewCompilationCache()} }
 
 func (c Config) withDefaults() Config {
 	if c.MemoryLimit == 0 {

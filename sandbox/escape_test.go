@@ -14,17 +14,16 @@ import (
 
 type hostileCase struct {
 	name    string
-	wasm    func(t *testing.T) []byte
+	wasm    func(t testing.TB) []byte
+	attack  string // job params of the hostile Go program
 	want    []error // any of
 	logHas  string
 	outputs bool // whether an output may exist (never for escapes)
 }
 
-func goProgram(name string) func(t *testing.T) []byte {
-	return func(t *testing.T) []byte { return build(t, "sandbox/testdata/hostile/"+name, false) }
-}
+func hostile(t testing.TB) []byte { return build(t, "sandbox/testdata/hostile", false) }
 
-func raw(b []byte) func(t *testing.T) []byte { return func(*testing.T) []byte { return b } }
+func raw(b []byte) func(t testing.TB) []byte { return func(testing.TB) []byte { return b } }
 
 var (
 	logFn   = wasmFunc{"styx", "log", []byte{tI32, tI32}, nil}
@@ -37,13 +36,13 @@ var (
 
 func catalogue() []hostileCase {
 	return []hostileCase{
-		{name: "read a file", wasm: goProgram("readfile"), want: []error{ErrExit}, logHas: "read /etc/passwd"},
-		{name: "open a socket", wasm: goProgram("socket"), want: []error{ErrExit}, logHas: "dial 127.0.0.1:80"},
-		{name: "read the environment", wasm: goProgram("env"), want: []error{ErrExit}, logHas: "environ 0"},
-		{name: "infinite loop", wasm: goProgram("loop"), want: []error{ErrTimeout}},
-		{name: "memory bomb", wasm: goProgram("membomb"), want: []error{ErrMemory}},
-		{name: "huge output", wasm: goProgram("bigoutput"), want: []error{ErrLimit}, outputs: true},
-		{name: "deep recursion (Go stack)", wasm: goProgram("recursion"), want: []error{ErrMemory, ErrExit}},
+		{name: "read a file", wasm: hostile, attack: "readfile", want: []error{ErrExit}, logHas: "read /etc/passwd"},
+		{name: "open a socket", wasm: hostile, attack: "socket", want: []error{ErrExit}, logHas: "dial 127.0.0.1:80"},
+		{name: "read the environment", wasm: hostile, attack: "env", want: []error{ErrExit}, logHas: "environ 0"},
+		{name: "infinite loop", wasm: hostile, attack: "loop", want: []error{ErrTimeout}},
+		{name: "memory bomb", wasm: hostile, attack: "membomb", want: []error{ErrMemory}},
+		{name: "huge output", wasm: hostile, attack: "bigoutput", want: []error{ErrLimit}, outputs: true},
+		{name: "deep recursion (Go stack)", wasm: hostile, attack: "recursion", want: []error{ErrMemory, ErrExit}},
 		{name: "deep recursion (wasm stack)", wasm: raw(module(nil, call(0))), want: []error{ErrGuestFault}},
 		{name: "malformed module", wasm: raw([]byte("\x00asm\x01\x00\x00\x00\x01\xff")), want: []error{ErrBadModule}},
 		{name: "not wasm", wasm: raw([]byte("#!/bin/sh\nrm -rf /\n")), want: []error{ErrBadModule}},
@@ -73,6 +72,7 @@ func TestEscapeCatalogue(t *testing.T) {
 	for _, c := range catalogue() {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHost(map[string][]byte{"x": []byte(smallCSV)}, map[string]Kind{"out": KindTable})
+			h.params = []byte(c.attack)
 			_, err := r.Run(context.Background(), c.wasm(t), h)
 			t.Logf("error: %v", err)
 			if !matches(err, c.want) {
@@ -117,7 +117,8 @@ func matches(err error, want []error) bool {
 func TestLogCap(t *testing.T) {
 	r := newRuntime(t, Config{MaxLogBytes: 10 << 10})
 	h := newHost(nil, nil)
-	res, err := r.Run(context.Background(), build(t, "sandbox/testdata/hostile/logspam", false), h)
+	h.params = []byte("logspam")
+	res, err := r.Run(context.Background(), hostile(t), h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,9 @@ func TestCanceledRun(t *testing.T) {
 	r := newRuntime(t, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
-	_, err := r.Run(ctx, build(t, "sandbox/testdata/hostile/loop", false), newHost(nil, nil))
+	h := newHost(nil, nil)
+	h.params = []byte("loop")
+	_, err := r.Run(ctx, hostile(t), h)
 	if !errors.Is(err, ErrCanceled) {
 		t.Fatalf("err = %v, want ErrCanceled", err)
 	}

@@ -183,8 +183,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
+// testCache shares compiled code between the tests' runtimes (compiling a Go program
+// takes seconds, and tens of seconds under the race detector).
+var testCache = NewCache()
+
 func newRuntime(t testing.TB, cfg Config) *Runtime {
 	t.Helper()
+	cfg.Cache = testCache
 	r, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(cfg.memoryPages()).
 		WithCoreFeatures(api.CoreFeaturesV2)
+	if cfg.Cache != nil {
+		rc = rc.WithCompilationCache(cfg.Cache.c)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)

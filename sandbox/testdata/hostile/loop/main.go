@@ -1,9 +1,0 @@
-// Command loop never ends.
-package main
-
-func main() {
-	n := 0
-	for {
-		n++
-	}
-}

@@ -1,0 +1,138 @@
+// Command hostile is the sandbox's escape and exhaustion catalogue in one program (one
+// compilation): the job parameter names the attack. An escape attempt exits 0 (and leaks
+// what it got to the output "out") only if it succeeds; otherwise it logs why it failed
+// and exits 1. Exhaustion attacks never end on their own.
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/styx-tee/styx/guest"
+)
+
+var attacks = map[string]func() bool{
+	"readfile":  readFile,
+	"socket":    socket,
+	"env":       env,
+	"loop":      loop,
+	"membomb":   memBomb,
+	"bigoutput": bigOutput,
+	"recursion": func() bool { return deep(0) > 0 },
+	"logspam":   logSpam,
+}
+
+func main() {
+	p, err := guest.Params()
+	if err != nil {
+		panic(err)
+	}
+	attack := attacks[string(p)]
+	if attack == nil {
+		guest.Logf("unknown attack %q", p)
+		os.Exit(2)
+	}
+	if !attack() {
+		os.Exit(1)
+	}
+}
+
+func leak(b []byte) bool {
+	w, err := guest.Create("out", guest.Table)
+	if err == nil {
+		w.Write(b)
+		w.Close()
+	}
+	return true
+}
+
+func readFile() bool {
+	for _, p := range []string{"/etc/passwd", "/proc/self/environ", ".", "/", "../../../etc/hostname"} {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			return leak(b)
+		}
+		guest.Logf("read %s: %v", p, err)
+		if ents, err := os.ReadDir(p); err == nil && len(ents) > 0 {
+			return leak([]byte(ents[0].Name()))
+		}
+	}
+	if f, err := os.Create("/tmp/styx-escape"); err == nil {
+		f.Close()
+		return leak([]byte("created a file"))
+	}
+	return false
+}
+
+func socket() bool {
+	for _, addr := range []string{"127.0.0.1:80", "10.0.0.1:443", "[::1]:22"} {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return leak([]byte("dialled " + addr))
+		}
+		guest.Logf("dial %s: %v", addr, err)
+	}
+	// Go's wasip1 port simulates listeners inside the program (no host socket), so a
+	// successful Listen is not an escape; name lookups must fail.
+	if addrs, err := net.LookupHost("example.com"); err == nil {
+		return leak([]byte(strings.Join(addrs, ",")))
+	}
+	return false
+}
+
+func env() bool {
+	h, _ := os.Hostname()
+	guest.Logf("environ %d, args %q, now %v, hostname %q, getenv %q", len(os.Environ()), os.Args,
+		time.Now().UTC(), h, os.Getenv("STYX_SANDBOX_SECRET"))
+	if len(os.Environ()) > 0 || len(os.Args) != 1 || os.Getenv("STYX_SANDBOX_SECRET") != "" {
+		return leak([]byte(fmt.Sprint(os.Environ(), os.Args)))
+	}
+	return false
+}
+
+func loop() bool {
+	n := 0
+	for {
+		n++
+	}
+}
+
+var keep [][]byte
+
+func memBomb() bool {
+	for {
+		keep = append(keep, make([]byte, 1<<20))
+	}
+}
+
+func bigOutput() bool {
+	w, err := guest.Create("out", guest.Table)
+	if err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := w.Write(buf); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func deep(n int) int {
+	var pad [64]byte
+	pad[n%64] = byte(n)
+	return deep(n+1) + int(pad[(n+1)%64])
+}
+
+func logSpam() bool {
+	line := strings.Repeat("x", 1000)
+	for i := range 2000 {
+		guest.Logf("%d %s", i, line)
+		fmt.Println(line)
+	}
+	return true
+}
