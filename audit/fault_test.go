@@ -27,7 +27,7 @@ func (f *failingStorage) Append(records [][]byte, hashes []tlog.Hash) error {
 
 func TestFailedAppendStopsTheLog(t *testing.T) {
 	dir := t.TempDir()
-	fs, err := OpenFileStorage(dir, nil)
+	fs, err := OpenFileStorage(dir, FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,7 +19,8 @@ import (
 
 // On-disk layout of a FileStorage directory (docs/audit.md has the full description):
 //
-//	records  magic, then frames: uint32 BE length | uint32 BE CRC-32C(length || record) | record
+//	records  magic, then frames: uint32 BE length | uint32 BE CRC-32C(length || payload) | payload,
+//	         where payload is the record, or nonce || AEAD(record) in a sealed log
 //	hashes   tlog stored hashes, 32 bytes each, at offset 32*StoredHashIndex; a cache rebuilt from
 //	         records whenever it disagrees with them
 //	head     the latest signed tree head (a signed note), replaced atomically
@@ -33,14 +35,30 @@ const (
 
 var (
 	recordsMagic = []byte("styx-audit-records v1\n")
+	sealedMagic  = []byte("styx-audit-records v1 sealed\n")
 	castagnoli   = crc32.MakeTable(crc32.Castagnoli)
 )
+
+// maxPayload caps a frame's payload: a record plus an AEAD's nonce and tag.
+const maxPayload = MaxRecordSize + 64
+
+// FileOptions configure a FileStorage.
+type FileOptions struct {
+	// Logger receives diagnostics (torn-tail repairs, hash rebuilds); nil discards them.
+	Logger *slog.Logger
+	// Seal, if set, encrypts every record at rest (the disk is outside the TEE). Nonces are
+	// random, so Seal must take nonces of at least 24 bytes: use chacha20poly1305.NewX with a key
+	// derived from the cluster secret. A log is created sealed or not and stays so.
+	Seal cipher.AEAD
+}
 
 // A FileStorage keeps a log in a directory. Appends are written with one write per file and made
 // durable with fsync; opening recovers from a torn tail (see OpenFileStorage).
 type FileStorage struct {
 	dir    string
 	log    *slog.Logger
+	seal   cipher.AEAD // nil for a plaintext log
+	magic  []byte
 	unlock func() error
 
 	mu       sync.RWMutex
@@ -59,9 +77,17 @@ var _ Storage = (*FileStorage)(nil)
 // every stored hash from the records. A damaged frame at the tail whose hashes were never written
 // is the torn tail of an append that was not acknowledged: it is truncated and logged. Any other
 // damage is ErrCorrupt: an acknowledged record is never dropped silently.
-func OpenFileStorage(dir string, logger *slog.Logger) (*FileStorage, error) {
+func OpenFileStorage(dir string, opts FileOptions) (*FileStorage, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	magic := recordsMagic
+	if opts.Seal != nil {
+		if opts.Seal.NonceSize() < 24 || opts.Seal.NonceSize()+opts.Seal.Overhead() > maxPayload-MaxRecordSize {
+			return nil, fmt.Errorf("audit: sealing AEAD has %d-byte nonces and %d bytes of overhead; random nonces need an AEAD like XChaCha20-Poly1305", opts.Seal.NonceSize(), opts.Seal.Overhead())
+		}
+		magic = sealedMagic
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: create log directory: %w", err)
@@ -70,7 +96,7 @@ func OpenFileStorage(dir string, logger *slog.Logger) (*FileStorage, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &FileStorage{dir: dir, log: logger, unlock: unlock}
+	s := &FileStorage{dir: dir, log: logger, seal: opts.Seal, magic: magic, unlock: unlock}
 	if err := s.open(); err != nil {
 		s.closeFiles()
 		return nil, err
@@ -111,24 +137,32 @@ func (s *FileStorage) openFile(name string) (*os.File, error) {
 // checkMagic writes the magic into a new records file and checks it in an existing one. A file
 // holding a strict prefix of the magic was cut short while being created and is started afresh.
 func (s *FileStorage) checkMagic() error {
-	buf := make([]byte, len(recordsMagic))
+	buf := make([]byte, len(s.magic))
 	n, err := s.records.ReadAt(buf, 0)
 	if err != nil && err != io.EOF {
 		return fmt.Errorf("audit: read records: %w", err)
 	}
-	if n == len(buf) {
-		if !bytes.Equal(buf, recordsMagic) {
-			return fmt.Errorf("audit: %s is not an audit records file: %w", filepath.Join(s.dir, recordsFile), ErrCorrupt)
-		}
+	if n == len(buf) && bytes.Equal(buf, s.magic) {
 		return nil
 	}
-	if !bytes.Equal(buf[:n], recordsMagic[:n]) {
-		return fmt.Errorf("audit: %s is not an audit records file: %w", filepath.Join(s.dir, recordsFile), ErrCorrupt)
+	if n < len(buf) && bytes.Equal(buf[:n], s.magic[:n]) {
+		return s.writeMagic()
 	}
+	path := filepath.Join(s.dir, recordsFile)
+	switch {
+	case bytes.HasPrefix(buf[:n], sealedMagic[:n]) && s.seal == nil:
+		return fmt.Errorf("audit: %s is sealed and no key was given: %w", path, ErrCorrupt)
+	case bytes.HasPrefix(buf[:n], recordsMagic) && s.seal != nil:
+		return fmt.Errorf("audit: %s is not sealed but a sealing key was given: %w", path, ErrCorrupt)
+	}
+	return fmt.Errorf("audit: %s is not an audit records file: %w", path, ErrCorrupt)
+}
+
+func (s *FileStorage) writeMagic() error {
 	if err := s.records.Truncate(0); err != nil {
 		return fmt.Errorf("audit: reset records: %w", err)
 	}
-	if _, err := s.records.WriteAt(recordsMagic, 0); err != nil {
+	if _, err := s.records.WriteAt(s.magic, 0); err != nil {
 		return fmt.Errorf("audit: write records magic: %w", err)
 	}
 	if err := s.records.Sync(); err != nil {
@@ -153,7 +187,7 @@ func (s *FileStorage) Append(records [][]byte, hashes []tlog.Hash) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
-	buf, offs := encodeFrames(records, s.end)
+	buf, offs := encodeFrames(s.sealAll(records), s.end)
 	if _, err := s.records.WriteAt(buf, s.end); err != nil {
 		return s.fail(fmt.Errorf("audit: write records: %w", err))
 	}
@@ -239,20 +273,20 @@ func (s *FileStorage) ReadRecord(index int64) ([]byte, error) {
 	if _, err := f.ReadAt(buf, off); err != nil {
 		return nil, fmt.Errorf("audit: read record %d: %w", index, err)
 	}
-	rec, ok := decodeFrame(buf)
-	if !ok || frameHeader+len(rec) != len(buf) {
+	payload, ok := decodeFrame(buf)
+	if !ok || frameHeader+len(payload) != len(buf) {
 		return nil, fmt.Errorf("audit: record %d changed on disk: %w", index, ErrCorrupt)
 	}
-	return rec, nil
+	return s.openRecord(index, payload)
 }
 
-// decodeFrame returns the record in the frame at the start of b, if complete and intact.
+// decodeFrame returns the payload of the frame at the start of b, if complete and intact.
 func decodeFrame(b []byte) ([]byte, bool) {
 	if len(b) < frameHeader {
 		return nil, false
 	}
 	n := binary.BigEndian.Uint32(b[:4])
-	if n > MaxRecordSize || uint64(len(b)-frameHeader) < uint64(n) {
+	if n > maxPayload || uint64(len(b)-frameHeader) < uint64(n) {
 		return nil, false
 	}
 	rec := b[frameHeader : frameHeader+int(n)]

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"crypto"
+	"crypto/cipher"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives diagnostics (torn-tail repairs); nil discards them.
 	Logger *slog.Logger
+	// Seal, if set, encrypts records at rest in the file-backed log (see FileOptions.Seal).
+	Seal cipher.AEAD
 }
 
 // A Log is the append-only transparency log. It is safe for concurrent use. Each append is
@@ -61,7 +64,7 @@ type Entry struct {
 
 // Open opens (or creates) the file-backed log in dir.
 func Open(dir string, opts Options) (*Log, error) {
-	st, err := OpenFileStorage(dir, opts.Logger)
+	st, err := OpenFileStorage(dir, FileOptions{Logger: opts.Logger, Seal: opts.Seal})
 	if err != nil {
 		return nil, err
 	}

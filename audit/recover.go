@@ -20,10 +20,11 @@ func (s *FileStorage) recover() error {
 	}
 	onDisk := st.Size() / tlog.HashSize // a partial trailing hash is not a hash
 	sc := &scan{
-		r:      bufio.NewReaderSize(io.NewSectionReader(s.records, int64(len(recordsMagic)), 1<<62), 1<<20),
+		s:      s,
+		r:      bufio.NewReaderSize(io.NewSectionReader(s.records, int64(len(s.magic)), 1<<62), 1<<20),
 		hashes: bufio.NewReaderSize(io.NewSectionReader(s.hashes, 0, onDisk*tlog.HashSize), 1<<20),
 		onDisk: onDisk,
-		off:    int64(len(recordsMagic)),
+		off:    int64(len(s.magic)),
 		front:  &frontier{},
 	}
 	if err := sc.run(); err != nil {
@@ -38,6 +39,7 @@ func (s *FileStorage) recover() error {
 
 // A scan walks the frames, recomputing stored hashes and comparing them with the hashes file.
 type scan struct {
+	s       *FileStorage
 	r       *bufio.Reader
 	hashes  *bufio.Reader
 	onDisk  int64 // stored hashes in the hashes file
@@ -55,7 +57,7 @@ type scan struct {
 
 func (sc *scan) run() error {
 	for {
-		rec, err := sc.next()
+		payload, err := sc.next()
 		if err == io.EOF {
 			return nil
 		}
@@ -64,6 +66,12 @@ func (sc *scan) run() error {
 			return nil
 		}
 		n := int64(len(sc.offsets))
+		// A frame with a good CRC that does not open was not torn: it was tampered with, or
+		// the key is wrong.
+		rec, err := sc.s.openRecord(n, payload)
+		if err != nil {
+			return err
+		}
 		hs, err := sc.front.add(n, tlog.RecordHash(rec))
 		if err != nil {
 			return err
@@ -72,13 +80,13 @@ func (sc *scan) run() error {
 			return err
 		}
 		sc.offsets = append(sc.offsets, sc.off)
-		sc.off += int64(frameHeader + len(rec))
+		sc.off += int64(frameHeader + len(payload))
 	}
 }
 
 var errTorn = errors.New("incomplete frame")
 
-// next reads one frame. io.EOF means a clean end; any other error a damaged or torn frame.
+// next reads one frame and returns its payload. io.EOF means a clean end; any other error a damaged or torn frame.
 func (sc *scan) next() ([]byte, error) {
 	var hdr [frameHeader]byte
 	n, err := io.ReadFull(sc.r, hdr[:])
@@ -89,8 +97,8 @@ func (sc *scan) next() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d header bytes", errTorn, n)
 	}
 	size := binary.BigEndian.Uint32(hdr[:4])
-	if size > MaxRecordSize {
-		return nil, fmt.Errorf("frame length %d exceeds %d", size, MaxRecordSize)
+	if size > maxPayload {
+		return nil, fmt.Errorf("frame length %d exceeds %d", size, maxPayload)
 	}
 	buf := make([]byte, frameHeader+int(size))
 	copy(buf, hdr[:])
