@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -181,6 +182,51 @@ func TestPurgeRemovesEveryRevision(t *testing.T) {
 	}
 	if got, _, _ := s.Get(ctx, DataKeys, "pad.derived"); !bytes.Equal(got, []byte("new")) {
 		t.Fatalf("value after recreate = %q", got)
+	}
+}
+
+// TestPurgeErasesBytesOnDisk runs a store without encryption at rest so the
+// raw files can be searched: after Purge, the value's bytes must be gone
+// from the disk, not merely unreachable.
+func TestPurgeErasesBytesOnDisk(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "store")
+	ctx := testCtx(t)
+	secret := []byte("WRAPPED-DATA-KEY-3f9a1c")
+	key := GenerateKey()
+	open := func() *Store {
+		s, err := Open(ctx, Config{Dir: dir, Key: key, noEncrypt: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	onDisk := func() bool {
+		found := false
+		walkFiles(t, dir, func(_ string, data []byte) { found = found || bytes.Contains(data, secret) })
+		return found
+	}
+	s := open()
+	if _, err := s.Create(ctx, DataKeys, "pad.d", secret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, DataKeys, "pad.other", []byte("keep")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if !onDisk() {
+		t.Fatal("control: the unencrypted value is not on disk, so this test proves nothing")
+	}
+	s = open()
+	if err := s.Purge(ctx, DataKeys, "pad.d"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := s.Get(ctx, DataKeys, "pad.other"); err != nil || string(v) != "keep" {
+		t.Fatalf("neighbouring key damaged: %q, %v", v, err)
+	}
+	s.Close()
+	if onDisk() {
+		t.Fatal("purged value still readable in the store's files")
 	}
 }
 

@@ -51,6 +51,9 @@ type Config struct {
 
 	// noSync turns SyncAlways off. Benchmarks only, to measure its cost.
 	noSync bool
+	// noEncrypt turns encryption at rest off. Tests only, to check on the
+	// raw disk that Purge erases bytes.
+	noEncrypt bool
 }
 
 // Store is an open store. It is safe for concurrent use.
@@ -146,6 +149,9 @@ func (s *Store) serverOptions() (*server.Options, error) {
 	}
 	if s.cfg.MaxStoreBytes == 0 {
 		opts.JetStreamMaxStore = -1
+	}
+	if s.cfg.noEncrypt {
+		opts.JetStreamKey = ""
 	}
 	if s.cfg.Listen != "" {
 		host, port, err := splitListen(s.cfg.Listen)

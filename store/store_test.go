@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestValuesSurviveRestart(t *testing.T) {
@@ -67,11 +70,20 @@ func TestValuesSurviveRestart(t *testing.T) {
 func TestWrongKeyFailsClearly(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
-	s := openAt(t, dir, GenerateKey())
+	right := GenerateKey()
+	s := openAt(t, dir, right)
 	if _, err := s.Create(testCtx(t), Pads, "pad.a", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
+	defer func() {
+		// The failed attempts changed nothing: the right key still opens
+		// the data.
+		s := openAt(t, dir, right)
+		if v, _, err := s.Get(testCtx(t), Pads, "pad.a"); err != nil || string(v) != "x" {
+			t.Fatalf("after wrong-key attempts: %q, %v", v, err)
+		}
+	}()
 
 	_, err := Open(testCtx(t), Config{Dir: dir, Key: GenerateKey()})
 	if !errors.Is(err, ErrWrongKey) {
@@ -79,6 +91,41 @@ func TestWrongKeyFailsClearly(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("error does not say what is wrong: %v", err)
+	}
+
+	// Without the check file, a directory holding data is refused rather
+	// than handed to JetStream, which would skip what it cannot decrypt.
+	check := filepath.Join(dir, keyCheckFile)
+	saved, err := os.ReadFile(check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(check)
+	if _, err := Open(testCtx(t), Config{Dir: dir, Key: GenerateKey()}); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("Open without key check: %v, want ErrWrongKey", err)
+	}
+	if err := os.WriteFile(check, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBucketLayout(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	ctx := testCtx(t)
+	for b, spec := range buckets {
+		info, err := s.streams[b].Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := info.Config
+		if c.MaxMsgsPerSubject != 1 || c.Storage != jetstream.FileStorage || c.MaxAge != spec.ttl ||
+			c.DenyDelete != spec.monotonic || c.DenyPurge != spec.monotonic || c.AllowRollup == spec.monotonic {
+			t.Errorf("%s: unexpected stream config %+v", b, c)
+		}
+	}
+	if info, _ := s.streams[Nonces].Info(ctx); info.Config.MaxAge != NonceTTL {
+		t.Errorf("nonces expire after %v", info.Config.MaxAge)
 	}
 }
 
