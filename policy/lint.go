@@ -2,9 +2,11 @@ package policy
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/styx-tee/styx/party"
 	"gopkg.in/yaml.v3"
 )
 
@@ -43,6 +45,7 @@ func Lint(data []byte) ([]Warning, error) {
 	l.programPin(&raw)
 	l.groups(p)
 	l.neverMatch(p, &raw)
+	l.literals(&raw)
 	slices.SortFunc(l.warnings, func(a, b Warning) int {
 		if a.Line != b.Line {
 			return a.Line - b.Line
@@ -177,4 +180,25 @@ func reachableKinds(p *Policy) map[Kind]bool {
 	}
 	visit(p.base)
 	return reach
+}
+
+var partyRef = regexp.MustCompile(`Styx::Party::"([^"\\]*)"`)
+
+// literals checks party ids inside rule text: Cedar accepts any string as an entity id, but an id
+// with a typo never matches anyone. (Malformed datetime literals are already rejected by the
+// schema validator at parse time.)
+func (l *linter) literals(raw *rawDocument) {
+	texts := map[string]string{"rules": raw.Rules}
+	for k, d := range raw.Derive {
+		if d.Rules != nil {
+			texts["derive."+k+".rules"] = *d.Rules
+		}
+	}
+	for path, text := range texts {
+		for _, m := range partyRef.FindAllStringSubmatch(text, -1) {
+			if _, err := party.ParseID(m[1]); err != nil || !strings.HasPrefix(m[1], party.IDPrefix) {
+				l.warn(path, "Styx::Party::%q is not a party id (styxid1…), so this rule never matches it", m[1])
+			}
+		}
+	}
 }

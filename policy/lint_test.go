@@ -106,3 +106,33 @@ func TestLintInvalidIsError(t *testing.T) {
 		t.Fatal("invalid policy linted without error")
 	}
 }
+
+func TestLintLiterals(t *testing.T) {
+	src := "version: 1\nowner: ${o}\nlifecycle: {expires: 2027-01-01T00:00:00Z}\nrules: |\n" +
+		"  permit (principal == Styx::Party::\"styxid1typo\", action, resource) when { context.program == \"x\" };\n" +
+		"  permit (principal == Styx::Party::\"${alice}\", action, resource) when { context.now < datetime(\"2027-12-01\") };\n" +
+		"derive:\n  model:\n    rules: |\n      permit (principal == Styx::Party::\"styx1full\", action, resource);\n"
+	ws, err := Lint([]byte(expand(src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := warningsText(ws)
+	for _, want := range []string{
+		`4:8: rules: Styx::Party::"styxid1typo" is not a party id`,
+		`derive.model.rules: Styx::Party::"styx1full" is not a party id`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %q in:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, testID("alice").String()) {
+		t.Errorf("a valid party id was flagged:\n%s", text)
+	}
+}
+
+func TestBadDatetimeLiteralIsAParseError(t *testing.T) {
+	_, err := Parse([]byte(expand("version: 1\nowner: ${o}\nrules: |\n  permit (principal, action, resource) when { context.now < datetime(\"2027-13-01\") };\n")))
+	if err == nil || !strings.Contains(err.Error(), "4:3: rules") || !strings.Contains(err.Error(), "datetime") {
+		t.Fatalf("got %v", err)
+	}
+}
