@@ -163,8 +163,10 @@ func (l *Log) Append(ctx context.Context, ev Event) (Entry, error) {
 }
 
 // AppendBatch appends events in order with one durable write: the way to log a burst of queries.
-// Either all are appended or none. It returns once the events are durable, even if ctx is
-// cancelled meanwhile (an append under way cannot be taken back).
+// An invalid event fails the whole batch before anything is written. It returns once the events
+// are durable, even if ctx is cancelled meanwhile (an append under way cannot be taken back). After
+// a storage error the outcome is unknown (the records may have reached the disk); the log then
+// refuses appends until it is reopened, and reopening shows what was kept.
 func (l *Log) AppendBatch(ctx context.Context, evs []Event) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
