@@ -49,6 +49,10 @@ func (ev *evaluation) deny(src *Source, sec *section, field, format string, args
 func (ev *evaluation) source(src *Source) bool {
 	sec := src.Policy.sectionFor(ev.ch.Pad.Kind, src.Distance)
 	n := len(ev.reasons)
+	if !src.RevokedAt.IsZero() {
+		ev.reasons = append(ev.reasons, Reason{Pad: src.Pad.ID, Rule: "revoked", Effect: EffectDeny,
+			Text: fmt.Sprintf("revoked by its owner at %s", src.RevokedAt.UTC().Format(time.RFC3339))})
+	}
 	ev.checkTEE(src, sec)
 	ev.checkLifecycle(src, sec)
 	ev.checkOutput(src, sec)

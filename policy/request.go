@@ -56,6 +56,9 @@ type Source struct {
 	// Distance is the number of derivation steps from the source to the requested Pad (the longest
 	// path when there are several); 0 when the source is the requested Pad.
 	Distance int
+	// RevokedAt is when the source's owner revoked it (zero: not revoked). A revoked source denies
+	// every request on itself and on everything derived from it.
+	RevokedAt time.Time
 }
 
 // A Chain is the requested Pad and every source whose policy governs it.
