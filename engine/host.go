@@ -56,16 +56,23 @@ func (h *jobHost) Open(name string) (io.Reader, error) {
 	}
 	rc, pt, err := h.e.openPad(h.ctx, ch.pad)
 	if err != nil {
+		h.e.log.Warn("job input does not open", "job", h.job, "input", name, "pad", ch.pad.ID, "err", err)
 		return nil, fmt.Errorf("input %s: %w", name, err)
 	}
 	d := h.adm.useDecision(name)
 	var r io.Reader = pt
 	if rules := d.Obligations.InputRules(); len(rules) > 0 {
-		if !isCSV(ch.pad.ContentType) {
+		switch {
+		case isCSV(ch.pad.ContentType):
+			r = policy.FilterCSV(r, rules)
+		case ownRules(d, ch.pad.ID):
+			// The owner asked for its own payload to be filtered, and it is not a table: fail closed.
 			rc.Close()
-			return nil, fmt.Errorf("input %s: its owners' input rules need a CSV payload, the Pad holds %s", name, ch.pad.ContentType)
+			return nil, fmt.Errorf("input %s: its owner's input rules need a CSV payload, the Pad holds %s", name, ch.pad.ContentType)
+		default:
+			// Column and row rules inherited from ancestors have nothing to act on in a derived
+			// non-tabular Pad (a model): what may be derived from it is governed by derive rules.
 		}
-		r = policy.FilterCSV(r, rules)
 	}
 	if !slices.Contains(h.read, name) {
 		h.read = append(h.read, name)
@@ -178,4 +185,14 @@ func (e *Engine) openPad(ctx context.Context, rec *padRecord) (io.ReadCloser, io
 		return nil, nil, fmt.Errorf("%w: blob of %s holds Pad %s", errTamperedState, rec.ID, h.ID)
 	}
 	return blob, pt, nil
+}
+
+// ownRules reports whether any input rule of d comes from the Pad itself rather than an ancestor.
+func ownRules(d policy.Decision, pad string) bool {
+	for _, sr := range d.Obligations.Input {
+		if sr.Source == pad && len(sr.Rules) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -106,6 +106,24 @@ func (h *jobHost) attachLogs() {
 	}
 }
 
+// logsOnly returns a copy of the host keeping only the program's logs, for a failed job; nil if
+// there is nothing to keep.
+func (h *jobHost) logsOnly() *jobHost {
+	var keep []*capture
+	for _, c := range h.outs {
+		if c.kind == string(policy.KindLog) {
+			keep = append(keep, c)
+		}
+	}
+	cp := *h
+	cp.outs = keep
+	cp.attachLogs()
+	if len(cp.outs) == 0 {
+		return nil
+	}
+	return &cp
+}
+
 // checkOutput evaluates "derive" for the output on the chain of every input that flowed into it.
 func (e *Engine) checkOutput(ctx context.Context, caller party.ID, st *api.JobStatus, h *jobHost, c *capture) error {
 	for _, name := range c.from {

@@ -110,7 +110,13 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrBadRequest, "program failed: %v", runErr), nil, "")
+		// A failed program's outputs are destroyed, but its declared log output (checked by the
+		// output rules like any output) is kept: that is how its submitter learns why.
+		var outs map[string]string
+		if h := host.logsOnly(); h != nil {
+			outs, _, _ = e.outputPipeline(ctx, caller, st, h)
+		}
+		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrBadRequest, "program failed: %v", runErr), outs, "")
 	}
 	outs, receipt, err := e.outputPipeline(ctx, caller, st, host)
 	if err != nil {

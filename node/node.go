@@ -1,0 +1,308 @@
+// Package node assembles a complete Styx node from its parts: the cluster keys (sealed by the TEE
+// backend), the embedded store encrypted at rest, the blob store, the WebAssembly sandbox, the
+// transparency log, the engine and the attested HTTP API. `styx serve` and `styx demo` are thin
+// wrappers around Open and Serve.
+//
+// A node needs no other setup: Open on an empty directory initialises a new cluster.
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/cluster"
+	"github.com/styx-tee/styx/engine"
+	"github.com/styx-tee/styx/sandbox"
+	"github.com/styx-tee/styx/store"
+	"github.com/styx-tee/styx/tee"
+	"github.com/styx-tee/styx/tee/sim"
+	"github.com/styx-tee/styx/tee/snp"
+	"github.com/styx-tee/styx/tee/tdx"
+)
+
+// Config configures a node. Only DataDir is required; the zero values give a single
+// simulated-TEE node listening on 127.0.0.1:7443.
+type Config struct {
+	DataDir string
+	// TEE is the backend: "sim" (default), "tdx" or "snp".
+	TEE string
+	// TSMRoot is the configfs-tsm root for tdx and snp (default /sys/kernel/config/tsm/report).
+	TSMRoot string
+	// RecoveryKeyFile holds the owner-held key that seals the cluster secret on tdx and snp,
+	// which have no sealing key of their own (see docs/attestation.md).
+	RecoveryKeyFile string
+	// Reference are the reference values joining nodes must meet; nil accepts nodes like this
+	// one (for sim: simulated evidence).
+	Reference *tee.ReferenceValues
+	// Listen is the API address; empty means 127.0.0.1:7443.
+	Listen string
+	// Workers is the number of jobs run at once (default 1).
+	Workers int
+	// Sandbox overrides the sandbox limits.
+	Sandbox sandbox.Config
+	Logger  *slog.Logger
+	// Now is the trusted clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultListen is the address a node listens on by default and the CLI's default server.
+const DefaultListen = "127.0.0.1:7443"
+
+// Node is a running Styx node.
+type Node struct {
+	cfg     Config
+	Cluster *cluster.Node
+	Store   *store.Store
+	Blobs   *store.Disk
+	Sandbox *sandbox.Runtime
+	Audit   *audit.Log
+	Engine  *engine.Engine
+	API     *api.Server
+	Claims  *tee.Claims
+	ln      net.Listener
+	closers []func() error
+}
+
+// Open opens the node in cfg.DataDir, creating a new cluster there if it holds none.
+func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("node: no data directory")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n := &Node{cfg: cfg}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := n.openCluster(); err != nil {
+		return nil, err
+	}
+	if err := n.openState(ctx); err != nil {
+		return nil, err
+	}
+	return n, n.openAPI()
+}
+
+func (n *Node) openCluster() error {
+	ccfg, err := n.clusterConfig()
+	if err != nil {
+		return err
+	}
+	dir := ccfg.Dir
+	if _, err := os.Stat(filepath.Join(dir, cluster.ClusterKeyFile)); err == nil {
+		n.Cluster, err = cluster.Open(ccfg)
+	} else {
+		n.Cluster, err = cluster.Init(ccfg)
+	}
+	if err != nil {
+		return fmt.Errorf("node: cluster keys: %w", err)
+	}
+	// The node's own claims, read from its own evidence.
+	b, err := n.Cluster.Bundle(cluster.NewNonce())
+	if err != nil {
+		return fmt.Errorf("node: attest: %w", err)
+	}
+	_, n.Claims, err = b.Verify(ccfg.Reference, nil, b.Nonce)
+	if err != nil {
+		return fmt.Errorf("node: own evidence does not verify: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) clusterConfig() (cluster.Config, error) {
+	cfg := cluster.Config{Dir: filepath.Join(n.cfg.DataDir, "cluster"), Reference: n.cfg.Reference, Logger: n.cfg.Logger}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return cfg, err
+	}
+	root := n.cfg.TSMRoot
+	if root == "" {
+		root = "/sys/kernel/config/tsm/report"
+	}
+	var err error
+	switch n.cfg.TEE {
+	case "", "sim":
+		m := selfMeasurement()
+		cfg.Attester = sim.New(m, false)
+		cfg.Sealer, err = sim.NewSealer(filepath.Join(cfg.Dir, "sim-sealing.key"))
+		if cfg.Reference == nil {
+			cfg.Reference = SimReference(m)
+		}
+	case "tdx", "snp":
+		if n.cfg.TEE == "tdx" {
+			cfg.Attester = tdx.NewAttester(root)
+		} else {
+			cfg.Attester = snp.NewAttester(root)
+		}
+		cfg.Sealer, err = recoverySealer(n.cfg.RecoveryKeyFile)
+		if cfg.Reference == nil {
+			return cfg, fmt.Errorf("node: --tee %s needs reference values for joining nodes", n.cfg.TEE)
+		}
+	default:
+		return cfg, fmt.Errorf("node: unknown TEE backend %q (want sim, tdx or snp)", n.cfg.TEE)
+	}
+	return cfg, err
+}
+
+// SimReference returns reference values that accept the simulated TEE with measurement m, and
+// nothing else. Use them only for development: simulated evidence protects nothing.
+func SimReference(m [32]byte) *tee.ReferenceValues {
+	return &tee.ReferenceValues{AllowSimulated: true, TEE: map[tee.Type]*tee.TypeReference{
+		tee.Sim: {Measurements: []tee.Measurement{{tee.PrimaryRegister(tee.Sim): hex.EncodeToString(m[:])}}},
+	}}
+}
+
+// SelfReference returns reference values accepting this node's own TEE and measurement: what a
+// client of a development node passes to styx attest (written to reference.json by styx serve).
+func (n *Node) SelfReference() *tee.ReferenceValues {
+	m, _ := hex.DecodeString(n.Claims.Measurement)
+	if n.Claims.Simulated && len(m) == 32 {
+		return SimReference([32]byte(m))
+	}
+	return n.cfg.Reference
+}
+
+func recoverySealer(path string) (tee.Sealer, error) {
+	if path == "" {
+		return nil, errors.New("node: tdx and snp have no sealing key: pass --recovery-key FILE (32 random bytes, kept by the owners; see docs/attestation.md)")
+	}
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node: recovery key: %w", err)
+	}
+	return tee.NewKeySealer(key)
+}
+
+// selfMeasurement is what the simulated TEE reports as its measurement: the SHA-256 of the
+// running binary, so that a simulated node at least names the code it runs.
+func selfMeasurement() [32]byte {
+	exe, err := os.Executable()
+	if err != nil {
+		return sha256.Sum256([]byte("styx: unknown executable"))
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return sha256.Sum256([]byte(exe))
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return [32]byte(h.Sum(nil))
+}
+
+func (n *Node) openState(ctx context.Context) error {
+	sk := n.Cluster.StoreKey()
+	key, err := store.NewKey(sk[:])
+	if err != nil {
+		return err
+	}
+	n.Store, err = store.Open(ctx, store.Config{Dir: filepath.Join(n.cfg.DataDir, "store"), Key: key, Logger: n.cfg.Logger})
+	if err != nil {
+		return fmt.Errorf("node: store: %w", err)
+	}
+	n.closers = append(n.closers, n.Store.Close)
+	if n.Blobs, err = store.OpenDisk(filepath.Join(n.cfg.DataDir, "blobs"), 0); err != nil {
+		return fmt.Errorf("node: blobs: %w", err)
+	}
+	sbc := n.cfg.Sandbox
+	sbc.Logger = n.cfg.Logger
+	if n.Sandbox, err = sandbox.New(ctx, sbc); err != nil {
+		return fmt.Errorf("node: sandbox: %w", err)
+	}
+	n.closers = append(n.closers, func() error { return n.Sandbox.Close(context.Background()) })
+	ck := n.Cluster.Key()
+	n.Audit, err = audit.Open(filepath.Join(n.cfg.DataDir, "audit"), audit.Options{
+		Origin: "styx.cluster." + ck.Identity().ID().String()[len("styxid1"):][:16], Signer: rawSigner{ck},
+		PublicKey: ck.Identity().SigningKey(), Now: n.cfg.Now, Logger: n.cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("node: audit log: %w", err)
+	}
+	n.closers = append(n.closers, n.Audit.Close)
+	state := n.Cluster.DeriveKey("styx engine state v1")
+	n.Engine, err = engine.New(engine.Config{
+		Cluster: ck, StateKey: state[:], Claims: *n.Claims, Store: n.Store, Blobs: n.Blobs,
+		Sandbox: n.Sandbox, Audit: n.Audit, Logger: n.cfg.Logger, Now: n.cfg.Now, Workers: n.cfg.Workers,
+	})
+	return err
+}
+
+func (n *Node) openAPI() error {
+	tlsCfg, err := n.Cluster.TLSConfig()
+	if err != nil {
+		return err
+	}
+	n.API, err = api.NewServer(api.Config{Service: n.Engine, Attestation: n.Cluster.Handler(), TLS: tlsCfg, Logger: n.cfg.Logger, Now: n.cfg.Now})
+	return err
+}
+
+// Serve starts the engine's workers and serves the API until ctx ends, then stops both.
+func (n *Node) Serve(ctx context.Context) error {
+	addr := n.cfg.Listen
+	if addr == "" {
+		addr = DefaultListen
+	}
+	ln, err := n.Listen(addr)
+	if err != nil {
+		return err
+	}
+	return n.ServeListener(ctx, ln)
+}
+
+// Listen opens the API listener on addr ("127.0.0.1:0" picks a free port); URL names it.
+func (n *Node) Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("node: listen: %w", err)
+	}
+	n.ln = ln
+	return ln, nil
+}
+
+// ServeListener is Serve on a listener from Listen.
+func (n *Node) ServeListener(ctx context.Context, ln net.Listener) error {
+	n.Engine.Start(ctx)
+	defer n.Engine.Close()
+	return n.API.Serve(ctx, ln)
+}
+
+// URL returns the node's API base URL once it serves.
+func (n *Node) URL() string {
+	if n.ln == nil {
+		return "https://" + DefaultListen
+	}
+	return "https://" + n.ln.Addr().String()
+}
+
+// Close releases everything Open acquired, in reverse order.
+func (n *Node) Close() error {
+	var errs []error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		errs = append(errs, n.closers[i]())
+	}
+	n.closers = nil
+	return errors.Join(errs...)
+}
+
+// rawSigner signs tree-head notes with the cluster key (see party.Key.SignRaw).
+type rawSigner struct {
+	k interface{ SignRaw([]byte) ([]byte, error) }
+}
+
+func (s rawSigner) Sign(msg []byte) ([]byte, error) { return s.k.SignRaw(msg) }
