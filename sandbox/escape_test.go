@@ -15,7 +15,7 @@ import (
 type hostileCase struct {
 	name    string
 	wasm    func(t testing.TB) []byte
-	attack  string // job params of the hostile Go program
+	attack  string  // job params of the hostile Go program
 	want    []error // any of
 	logHas  string
 	outputs bool // whether an output may exist (never for escapes)

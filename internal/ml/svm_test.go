@@ -132,3 +132,56 @@ func TestCSVRoundTrip(t *testing.T) {
 		t.Fatal("csv round trip differs")
 	}
 }
+
+func TestAnswer(t *testing.T) {
+	m := &Model{Format: ModelFormat, Features: []string{"a", "b"}, Label: LabelColumn,
+		Mean: []float64{0, 0}, Std: []float64{1, 1}, Weights: []float64{1, -1}, Lambda: 1}
+	for _, c := range []struct{ in, want string }{
+		{"b,a\n1,2\n5,1\n", `{"predictions":[{"label":1,"score":1},{"label":0,"score":-4}]}`},
+		{`{"rows":[{"a":3,"b":1}]}`, `{"predictions":[{"label":1,"score":2}]}`},
+		{"a\n1\n", ""},
+		{`{"rows":[{"a":1}]}`, ""},
+		{`{"rows":[],"x":1}`, ""},
+		{"a,b\n", ""},
+		{"a,b\n1,x\n", ""},
+	} {
+		got, err := m.Answer([]byte(c.in))
+		if (err == nil) != (c.want != "") || (err == nil && string(got) != c.want) {
+			t.Errorf("Answer(%q) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestGemvAgainstLoops(t *testing.T) {
+	a := []float64{1, 2, 3, 4, 5, 6} // 2×3
+	y := []float64{1, 1}
+	Gemv(false, 2, 3, 2, a, []float64{1, 0, -1}, 3, y)
+	if y[0] != 2*(1-3)+3 || y[1] != 2*(4-6)+3 {
+		t.Fatalf("gemv = %v", y)
+	}
+	z := []float64{1, 1, 1}
+	Gemv(true, 2, 3, 1, a, []float64{1, -1}, 0.5, z)
+	if z[0] != 0.5-3 || z[1] != 0.5-3 || z[2] != 0.5-3 {
+		t.Fatalf("gemvᵀ = %v", z)
+	}
+	x := []float64{1, 2, 3, 4, 5}
+	if Dot(x, x) != 55 {
+		t.Fatal("dot")
+	}
+	Axpy(2, x, x)
+	Scal(0.5, x)
+	if x[4] != 7.5 {
+		t.Fatalf("axpy/scal = %v", x)
+	}
+}
+
+func TestReadCSVRejects(t *testing.T) {
+	for _, in := range []string{
+		"", "a,b\n1,2\n", "a,a,diagnosis\n", ",diagnosis\n", "a,diagnosis\n1,2\n",
+		"a,diagnosis\nNaN,1\n", "a,diagnosis\nInf,1\n", "a,diagnosis\n1\n",
+	} {
+		if _, err := ReadCSV(bytes.NewReader([]byte(in)), LabelColumn); err == nil {
+			t.Errorf("ReadCSV(%q) accepted", in)
+		}
+	}
+}
