@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
@@ -21,6 +22,7 @@ import (
 	pb "github.com/google/go-tdx-guest/proto/tdx"
 	"github.com/google/go-tdx-guest/validate"
 	"github.com/google/go-tdx-guest/verify"
+	"github.com/google/go-tdx-guest/verify/trust"
 
 	"github.com/styx-tee/styx/tee"
 	"github.com/styx-tee/styx/tee/internal/tsm"
@@ -104,6 +106,10 @@ type Verifier struct {
 	Roots *x509.CertPool
 	// Now gives the verification time; nil means time.Now.
 	Now func() time.Time
+	// Collateral, if set, serves Intel PCS collateral (TCB info, QE identity, CRLs) by URL, for
+	// example from a local PCCS cache. Then the PCK chain is checked against the CRLs and the
+	// platform's TCB level must not be OutOfDate. Nil means no collateral: see the package doc.
+	Collateral trust.HTTPSGetter
 }
 
 var _ tee.Verifier = Verifier{}
@@ -123,12 +129,20 @@ func (v Verifier) Verify(ev tee.Evidence, ref *tee.ReferenceValues, want [64]byt
 		roots = intelRoots
 	}
 	opts := &verify.Options{
-		TrustedRoots: roots,
+		GetCollateral:    v.Collateral != nil,
+		CheckRevocations: v.Collateral != nil,
+		Getter:           v.Collateral,
+		TrustedRoots:     roots,
 		Now:          &verify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now},
 	}
 	if err := tee.Guard(tee.TDX, "quote verification", func() error { return verify.TdxQuote(quote, opts) }); err != nil {
 		if errors.Is(err, tee.ErrMalformed) {
 			return nil, err
+		}
+		// go-tdx-guest reports an unsupported TCB level as a formatted error, not a sentinel.
+		if errors.Is(err, verify.ErrTdxTcbStatus) || errors.Is(err, verify.ErrEnclaveTcbStatus) ||
+			strings.Contains(err.Error(), "TCB status check") {
+			return nil, tee.Refuse(tee.TDX, tee.ErrTCB, "%v", err)
 		}
 		return nil, tee.Refuse(tee.TDX, tee.ErrSignature, "%v", err)
 	}
