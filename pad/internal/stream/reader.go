@@ -2,7 +2,6 @@ package stream
 
 import (
 	"crypto/cipher"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -44,27 +43,48 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteTo implements io.WriterTo: io.Copy uses it to write each chunk straight from the
-// decryption buffer.
+// WriteTo implements io.WriterTo: io.Copy uses it. It writes each chunk straight from the
+// decryption buffer, and a helper goroutine reads the next chunks while this one decrypts; the
+// helper ends before WriteTo returns. If w fails, the Reader fails too.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	for {
-		if len(r.plain) > 0 {
-			n, err := w.Write(r.plain)
-			total += int64(n)
-			r.plain = r.plain[n:]
-			if err != nil {
-				return total, err
-			}
+	if len(r.plain) > 0 {
+		n, err := w.Write(r.plain)
+		total += int64(n)
+		r.plain = r.plain[n:]
+		if err != nil {
+			r.err = err
+			return total, err
 		}
-		if r.err != nil {
-			if r.err == io.EOF {
-				return total, nil
-			}
-			return total, r.err
-		}
-		r.err = r.next()
 	}
+	if r.err == nil && r.i < r.n {
+		r.err = r.writeAhead(w, &total)
+	}
+	if r.err == io.EOF || r.err == nil {
+		r.err = io.EOF
+		return total, nil
+	}
+	return total, r.err
+}
+
+// writeAhead decrypts the remaining chunks to w.
+func (r *Reader) writeAhead(w io.Writer, total *int64) error {
+	a := startReadAhead(r.src, r.i, r.n, func(i uint64) int { return chunkLen(r.size, i, r.n) + Overhead })
+	defer a.stop()
+	for ; r.i < r.n; r.i++ {
+		s := a.next()
+		pt, err := r.open(s.buf[:s.n], s.err)
+		if err != nil {
+			return err
+		}
+		n, err := w.Write(pt)
+		*total += int64(n)
+		if err != nil {
+			return err
+		}
+		a.release(s)
+	}
+	return io.EOF
 }
 
 // next reads, authenticates and decrypts the next chunk into r.plain.
@@ -72,28 +92,34 @@ func (r *Reader) next() error {
 	if r.i == r.n {
 		return io.EOF
 	}
-	last := r.i == r.n-1
 	ct := r.buf[:chunkLen(r.size, r.i, r.n)+Overhead]
-	if _, err := io.ReadFull(r.src, ct); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("payload truncated in chunk %d of %d: %w", r.i, r.n, ErrInvalid)
-		}
-		return fmt.Errorf("read payload: %w", err)
+	_, err := io.ReadFull(r.src, ct)
+	if err == nil && r.i == r.n-1 {
+		err = expectEOF(r.src)
 	}
-	if last {
-		if err := expectEOF(r.src); err != nil {
-			if err == errTrailing {
-				return fmt.Errorf("data after the last chunk: %w", ErrInvalid)
-			}
-			return fmt.Errorf("read payload: %w", err)
-		}
-	}
-	r.nonce.set(r.i, last)
-	pt, err := r.aead.Open(ct[:0], r.nonce[:], ct, nil)
+	pt, err := r.open(ct, err)
 	if err != nil {
-		return fmt.Errorf("chunk %d of %d does not authenticate: %w", r.i, r.n, ErrInvalid)
+		return err
 	}
 	r.plain = pt
 	r.i++
 	return nil
+}
+
+// open authenticates and decrypts chunk r.i in place, given the error reading it.
+func (r *Reader) open(ct []byte, readErr error) ([]byte, error) {
+	switch {
+	case readErr == errTrailing:
+		return nil, fmt.Errorf("data after the last chunk: %w", ErrInvalid)
+	case isEOF(readErr):
+		return nil, fmt.Errorf("payload truncated in chunk %d of %d: %w", r.i, r.n, ErrInvalid)
+	case readErr != nil:
+		return nil, fmt.Errorf("read payload: %w", readErr)
+	}
+	r.nonce.set(r.i, r.i == r.n-1)
+	pt, err := r.aead.Open(ct[:0], r.nonce[:], ct, nil)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d of %d does not authenticate: %w", r.i, r.n, ErrInvalid)
+	}
+	return pt, nil
 }

@@ -75,43 +75,45 @@ func (n *nonce) set(i uint64, last bool) {
 // Encrypt reads exactly size bytes from src and writes the encrypted payload to dst. If src ends
 // early or holds more than size bytes, it returns an error wrapping ErrSize. progress, if not
 // nil, is called with the number of plaintext bytes after each chunk.
+//
+// A helper goroutine reads the next chunks while this one seals: it ends before Encrypt returns.
 func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress func(done uint64)) error {
 	aead, err := newAEAD(key)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, ChunkSize+Overhead)
-	var nc nonce
 	n := ChunkCount(size)
+	a := startReadAhead(src, 0, n, func(i uint64) int { return chunkLen(size, i, n) })
+	defer a.stop()
+	var nc nonce
 	var done uint64
 	for i := range n {
-		m := chunkLen(size, i, n)
-		if _, err := io.ReadFull(src, buf[:m]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("stream: input ended in chunk %d, before the declared %d bytes: %w", i, size, ErrSize)
-			}
-			return fmt.Errorf("stream: read input: %w", err)
+		s := a.next()
+		if s.err != nil {
+			return encryptReadErr(i, size, s.err)
 		}
-		last := i == n-1
-		if last {
-			if err := expectEOF(src); err != nil {
-				if err == errTrailing {
-					return fmt.Errorf("stream: input is longer than the declared %d bytes: %w", size, ErrSize)
-				}
-				return fmt.Errorf("stream: read input: %w", err)
-			}
-		}
-		nc.set(i, last)
-		ct := aead.Seal(buf[:0], nc[:], buf[:m], nil)
+		nc.set(i, i == n-1)
+		ct := aead.Seal(s.buf[:0], nc[:], s.buf[:s.n], nil)
 		if _, err := dst.Write(ct); err != nil {
 			return fmt.Errorf("stream: write: %w", err)
 		}
-		done += uint64(m)
+		a.release(s)
+		done += uint64(s.n)
 		if progress != nil {
 			progress(done)
 		}
 	}
 	return nil
+}
+
+func encryptReadErr(i, size uint64, err error) error {
+	switch {
+	case isEOF(err):
+		return fmt.Errorf("stream: input ended in chunk %d, before the declared %d bytes: %w", i, size, ErrSize)
+	case err == errTrailing:
+		return fmt.Errorf("stream: input is longer than the declared %d bytes: %w", size, ErrSize)
+	}
+	return fmt.Errorf("stream: read input: %w", err)
 }
 
 var errTrailing = errors.New("trailing data")
