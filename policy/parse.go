@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/styx-tee/styx/party"
@@ -95,7 +96,7 @@ func (ps *Parser) parse(data []byte) (*Policy, *yaml.Node, error) {
 	}
 	var raw rawDocument
 	if err := root.Decode(&raw); err != nil {
-		return nil, nil, &SyntaxError{Msg: "decoding: " + err.Error()}
+		return nil, nil, decodeError(root, err)
 	}
 	v := &validator{root: root, src: data, pos: map[string]Pos{}, langs: ps.Languages}
 	p := v.policy(&raw)
@@ -130,6 +131,37 @@ func decodeRoot(data []byte) (*yaml.Node, error) {
 	return root, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: `)
+var (
+	yamlLine    = regexp.MustCompile(`^yaml: `)
+	yamlErrLine = regexp.MustCompile(`line (\d+): (.*)`)
+)
+
+// decodeError turns a yaml.v3 type error ("line 3: cannot unmarshal !!str `x` into uint64") into a
+// SyntaxError positioned at the first value on that line.
+func decodeError(root *yaml.Node, err error) error {
+	m := yamlErrLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &SyntaxError{Msg: trimYAMLErr(err)}
+	}
+	line, _ := strconv.Atoi(m[1])
+	e := &SyntaxError{Line: line, Column: 1, Msg: "wrong type: " + m[2]}
+	if n := firstOnLine(root, line); n != nil {
+		e.Column = n.Column
+	}
+	return e
+}
+
+func firstOnLine(n *yaml.Node, line int) *yaml.Node {
+	if n.Line == line && n.Kind == yaml.ScalarNode {
+		return n
+	}
+	var best *yaml.Node
+	for _, c := range n.Content {
+		if f := firstOnLine(c, line); f != nil && (best == nil || f.Column > best.Column) {
+			best = f
+		}
+	}
+	return best
+}
 
 func trimYAMLErr(err error) string { return yamlLine.ReplaceAllString(err.Error(), "") }

@@ -23,7 +23,7 @@ type validator struct {
 }
 
 var (
-	groupName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
+	groupName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
 	hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	hexString = regexp.MustCompile(`^[0-9a-f]{2,256}$`)
 )
@@ -111,7 +111,7 @@ func (v *validator) groups(p *Policy, raw map[string][]string) {
 	for name, members := range raw {
 		path := "groups." + name
 		if !groupName.MatchString(name) {
-			v.fail(path, "group name %q must start with a letter and use only letters, digits, '_', '-', '.' (at most 64)", name)
+			v.fail(path, "group name %q must start with a letter and use only letters, digits, '_' and '-' (at most 64)", name)
 		}
 		if len(members) == 0 {
 			v.fail(path, "group %q has no members", name)
