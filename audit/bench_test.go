@@ -144,3 +144,23 @@ func BenchmarkAppendParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+func BenchmarkAppendBatch100Sealed(b *testing.B) {
+	l, err := Open(b.TempDir(), sealedOptions(b, "k"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	batch := make([]Event, 100)
+	for i := range batch {
+		batch[i] = testEvent(i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.AppendBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+}
