@@ -94,7 +94,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg: cfg,
 		log: cfg.Logger,
 		verify: &verifier{audience: cfg.Audience, skew: cfg.MaxSkew,
-			nonces: newNonceCache(cfg.MaxNonces), now: cfg.Now},
+			nonces: newNonceCache(cfg.MaxNonces), ids: identityCache{max: identityCacheSize}, now: cfg.Now},
 	}
 	s.handler = s.buildHandler()
 	return s, nil

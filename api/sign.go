@@ -104,6 +104,10 @@ func SignRequest(req *http.Request, key *party.Key, audience, bodySHA256 string,
 // parseSignedRequest reads the signature headers of r strictly: each present exactly once,
 // each within its size and alphabet. It does not verify the signature.
 func parseSignedRequest(method, requestURI string, h http.Header) (*SignedRequest, error) {
+	return parseSignedRequestWith(method, requestURI, h, party.ParseIdentity)
+}
+
+func parseSignedRequestWith(method, requestURI string, h http.Header, parseIdentity func(string) (*party.Identity, error)) (*SignedRequest, error) {
 	get := func(name string, max int) (string, error) {
 		v := h.Values(name)
 		if len(v) != 1 {
@@ -122,7 +126,7 @@ func parseSignedRequest(method, requestURI string, h http.Header) (*SignedReques
 	if err != nil {
 		return nil, err
 	}
-	if s.Identity, err = party.ParseIdentity(idStr); err != nil {
+	if s.Identity, err = parseIdentity(idStr); err != nil {
 		return nil, fmt.Errorf("header %s: %w", HeaderIdentity, err)
 	}
 	date, err := get(HeaderDate, len(dateLayout))

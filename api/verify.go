@@ -27,6 +27,7 @@ type verifier struct {
 	audience string
 	skew     time.Duration
 	nonces   *nonceCache
+	ids      identityCache
 	now      func() time.Time
 }
 
@@ -37,7 +38,7 @@ var errReplayCacheFull = Errorf(ErrUnavailable, "too many recent requests; retry
 // date within the skew, the signature, and finally the nonce (recorded only for a request
 // whose signature holds, so nobody can burn another party's nonces). It reads no body.
 func (v *verifier) verify(r *http.Request) (*SignedRequest, error) {
-	s, err := parseSignedRequest(r.Method, r.RequestURI, r.Header)
+	s, err := parseSignedRequestWith(r.Method, r.RequestURI, r.Header, v.ids.parse)
 	if err != nil {
 		return nil, Errorf(ErrUnauthenticated, "unsigned or malformed request: %v", err)
 	}
