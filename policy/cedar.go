@@ -35,7 +35,38 @@ const CedarSchema = `namespace Styx {
   action "use", "query", "release", "derive" appliesTo { principal: Party, resource: Pad, context: Context };
 }`
 
-const maxRules = 256
+const (
+	maxRules        = 256
+	maxCedarNesting = 64 // cedar-go parses and evaluates recursively; deep nesting costs time and stack
+)
+
+// tooDeep scans Cedar text for (, [ and { nested deeper than max outside string literals, and
+// returns the 1-based position where the limit is crossed.
+func tooDeep(src string, max int) (line, col int, ok bool) {
+	depth, line, col := 0, 1, 0
+	inString, escaped := false, false
+	for _, r := range src {
+		col++
+		switch {
+		case r == '\n':
+			line, col = line+1, 0
+		case inString && escaped:
+			escaped = false
+		case inString && r == '\\':
+			escaped = true
+		case r == '"':
+			inString = !inString
+		case inString:
+		case r == '(' || r == '[' || r == '{':
+			if depth++; depth > max {
+				return line, col, false
+			}
+		case r == ')' || r == ']' || r == '}':
+			depth--
+		}
+	}
+	return 0, 0, true
+}
 
 var cedarValidator = sync.OnceValue(func() *validate.Validator {
 	var s schema.Schema
@@ -69,6 +100,11 @@ var cedarErrPos = regexp.MustCompile(`at <input>:(\d+):(\d+)`)
 var groupRef = regexp.MustCompile(`Styx::Group::"([^"\\]*)"`)
 
 func (cedarLanguage) Compile(src string, origin Origin) (Rules, error) {
+	if line, col, ok := tooDeep(src, maxCedarNesting); !ok {
+		e := &SyntaxError{Field: "rules", Msg: fmt.Sprintf("brackets nested more than %d deep", maxCedarNesting)}
+		fmt.Sscanf(string(origin.Map(line, col)), "%d:%d", &e.Line, &e.Column)
+		return nil, e
+	}
 	list, err := cedar.NewPolicyListFromBytes("", []byte(src))
 	if err != nil {
 		return nil, cedarSyntaxError(err, origin)

@@ -227,3 +227,16 @@ func TestDecideNil(t *testing.T) {
 		t.Fatal("nil request allowed")
 	}
 }
+
+func TestCedarNestingCap(t *testing.T) {
+	deep := "version: 1\nowner: ${o}\nrules: |\n  permit (principal, action, resource) when { " + strings.Repeat("(", 70) + "true" + strings.Repeat(")", 70) + " };\n"
+	_, err := Parse([]byte(expand(deep)))
+	if err == nil || !strings.Contains(err.Error(), "4:") || !strings.Contains(err.Error(), "nested more than 64 deep") {
+		t.Fatalf("got %v", err)
+	}
+	// Brackets inside string literals do not count.
+	ok := "version: 1\nowner: ${o}\nrules: |\n  permit (principal, action, resource) when { context.purpose == \"" + strings.Repeat("((\\\"", 40) + "\" };\n"
+	if _, err := Parse([]byte(expand(ok))); err != nil {
+		t.Fatalf("brackets in a string counted: %v", err)
+	}
+}
