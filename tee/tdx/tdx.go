@@ -133,7 +133,7 @@ func (v Verifier) Verify(ev tee.Evidence, ref *tee.ReferenceValues, want [64]byt
 		CheckRevocations: v.Collateral != nil,
 		Getter:           v.Collateral,
 		TrustedRoots:     roots,
-		Now:          &verify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now},
+		Now:              &verify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now},
 	}
 	if err := tee.Guard(tee.TDX, "quote verification", func() error { return verify.TdxQuote(quote, opts) }); err != nil {
 		if errors.Is(err, tee.ErrMalformed) {
