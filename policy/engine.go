@@ -45,6 +45,8 @@ func (engine) Decide(ch *Chain, req *Request) Decision {
 	return d
 }
 
+const maxRequestString = 256
+
 // checkRequest rejects requests and chains that cannot be evaluated meaningfully.
 func checkRequest(ch *Chain, req *Request) error {
 	switch {
@@ -66,6 +68,12 @@ func checkRequest(ch *Chain, req *Request) error {
 		return fmt.Errorf("unknown output kind %q", req.Output.Kind)
 	case req.Output != nil && (req.Output.Bytes < 0 || req.Output.Aggregation < 0):
 		return errors.New("negative output size")
+	case req.Output != nil && len(req.Output.Recipients) > maxSeqEntries:
+		return fmt.Errorf("%d recipients, more than the %d allowed", len(req.Output.Recipients), maxSeqEntries)
+	case req.Program != "" && !hexSHA256.MatchString(req.Program):
+		return errors.New("program is not a lowercase hex sha256")
+	case len(req.Purpose) > maxRequestString || len(req.Job) > maxRequestString || len(req.TEE.Measurement) > maxRequestString || len(ch.Pad.ID) > maxRequestString:
+		return fmt.Errorf("a purpose, job, measurement or pad id is longer than %d bytes", maxRequestString)
 	}
 	seen := make(map[string]bool, len(ch.Sources))
 	for i, s := range ch.Sources {
