@@ -154,7 +154,11 @@ func newNode(cfg Config, k *party.Key, tlsKey *ecdsa.PrivateKey) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, key: k, tlsKey: tlsKey, tlsSPKI: spki}, nil
+	n := &Node{cfg: cfg, key: k, tlsKey: tlsKey, tlsSPKI: spki}
+	if n.Simulated() {
+		n.log().Warn("SIMULATED node: no hardware protection; never use it with real data", "cluster", k.Identity())
+	}
+	return n, nil
 }
 
 func (c *Config) check() error {
@@ -190,6 +194,10 @@ func (n *Node) TLSPublicKey() []byte { return append([]byte(nil), n.tlsSPKI...) 
 
 // TEE returns the node's TEE type.
 func (n *Node) TEE() tee.Type { return n.cfg.Attester.Type() }
+
+// Simulated reports whether the node runs on the simulator, which protects nothing. Everything
+// such a node produces (receipts, derived Pads, API responses) should say so.
+func (n *Node) Simulated() bool { return n.TEE() == tee.Sim }
 
 // LogValue implements slog.LogValuer: a node logs as its cluster id, never its keys.
 func (n *Node) LogValue() slog.Value {
