@@ -29,6 +29,7 @@ import (
 	"github.com/styx-tee/styx/tee/sim"
 	"github.com/styx-tee/styx/tee/snp"
 	"github.com/styx-tee/styx/tee/tdx"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Config configures a node. Only DataDir is required; the zero values give a single
@@ -227,9 +228,14 @@ func (n *Node) openState(ctx context.Context) error {
 	}
 	n.closers = append(n.closers, func() error { return n.Sandbox.Close(context.Background()) })
 	ck := n.Cluster.Key()
+	logKey := n.Cluster.DeriveKey("styx audit log at rest v1")
+	seal, err := chacha20poly1305.NewX(logKey[:])
+	if err != nil {
+		return err
+	}
 	n.Audit, err = audit.Open(filepath.Join(n.cfg.DataDir, "audit"), audit.Options{
 		Origin: "styx.cluster." + ck.Identity().ID().String()[len("styxid1"):][:16], Signer: rawSigner{ck},
-		PublicKey: ck.Identity().SigningKey(), Now: n.cfg.Now, Logger: n.cfg.Logger,
+		PublicKey: ck.Identity().SigningKey(), Now: n.cfg.Now, Logger: n.cfg.Logger, Seal: seal,
 	})
 	if err != nil {
 		return fmt.Errorf("node: audit log: %w", err)
