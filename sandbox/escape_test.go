@@ -139,11 +139,50 @@ func TestCanceledRun(t *testing.T) {
 	}
 }
 
-func TestWarmQueryTimeoutKillsInstance(t *testing.T) {
-	r := newRuntime(t, Config{Timeout: 2 * time.Second})
+func TestWarmInstanceDiesOnFault(t *testing.T) {
+	r := newRuntime(t, Config{Timeout: 3 * time.Second, MemoryLimit: 64 << 20})
+	p, err := r.Compile(context.Background(), build(t, "sandbox/testdata/hostile", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		query string
+		want  error
+	}{{"loop", ErrTimeout}, {"membomb", ErrMemory}, {"huge-response", ErrLimit}} {
+		in, err := r.Warm(context.Background(), p, newHost(nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := in.Query(context.Background(), []byte("echo")); err != nil || string(got) != "echo" {
+			t.Fatalf("echo: %q, %v", got, err)
+		}
+		if _, err := in.Query(context.Background(), []byte(c.query)); !errors.Is(err, c.want) {
+			t.Fatalf("%s: %v, want %v", c.query, err, c.want)
+		}
+		if _, err := in.Query(context.Background(), []byte("echo")); !errors.Is(err, c.want) || in.Err() == nil {
+			t.Fatalf("%s: dead instance answered: %v", c.query, err)
+		}
+		in.Close(context.Background())
+		if _, err := in.Query(context.Background(), []byte("echo")); !errors.Is(err, c.want) {
+			t.Fatalf("closing a dead instance changed its error: %v", err)
+		}
+	}
+	pool, err := r.NewPool(p, 1, func() Host { return newHost(nil, nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(context.Background())
+	if _, err := pool.Query(context.Background(), []byte("loop")); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("pool loop: %v", err)
+	}
+	if got, err := pool.Query(context.Background(), []byte("echo")); err != nil || string(got) != "echo" {
+		t.Fatalf("pool did not replace its dead instance: %q, %v", got, err)
+	}
+}
+
+func TestClosedInstance(t *testing.T) {
+	r := newRuntime(t, Config{})
 	in := warmPredict(t, r, []byte("{}"))
-	// A huge CSV query takes the program a while but cannot exceed the limits; a loop
-	// cannot be triggered in svmpredict, so check the dead-instance path with Close.
 	in.Close(context.Background())
 	if _, err := in.Query(context.Background(), []byte("a\n1\n")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("query on a closed instance: %v", err)

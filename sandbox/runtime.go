@@ -189,18 +189,17 @@ func classify(op string, parent context.Context, err error, st *run) error {
 		return &e
 	}
 	var exit *sys.ExitError
-	if errors.As(err, &exit) {
-		switch code := exit.ExitCode(); {
-		case code == sys.ExitCodeDeadlineExceeded || code == sys.ExitCodeContextCanceled:
-			if parent.Err() != nil {
-				return &RunError{Err: ErrCanceled, Op: op, Detail: parent.Err().Error()}
-			}
-			return &RunError{Err: ErrTimeout, Op: op, Detail: fmt.Sprintf("limit %v", st.cfg.Timeout)}
-		case st.outOfMemory():
-			return &RunError{Err: ErrMemory, Op: op, Detail: fmt.Sprintf("limit %d bytes", st.cfg.MemoryLimit)}
-		default:
-			return &RunError{Err: ErrExit, Op: op, ExitCode: code}
+	isExit := errors.As(err, &exit)
+	switch {
+	case isExit && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+		if parent.Err() != nil {
+			return &RunError{Err: ErrCanceled, Op: op, Detail: parent.Err().Error()}
 		}
+		return &RunError{Err: ErrTimeout, Op: op, Detail: fmt.Sprintf("limit %v", st.cfg.Timeout)}
+	case st.outOfMemory(): // a Go guest exits (command) or traps (reactor) after reporting it
+		return &RunError{Err: ErrMemory, Op: op, Detail: fmt.Sprintf("limit %d bytes", st.cfg.MemoryLimit)}
+	case isExit:
+		return &RunError{Err: ErrExit, Op: op, ExitCode: exit.ExitCode()}
 	}
 	return &RunError{Err: ErrGuestFault, Op: op, Detail: trapDetail(err)}
 }

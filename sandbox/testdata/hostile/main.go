@@ -25,6 +25,22 @@ var attacks = map[string]func() bool{
 	"logspam":   logSpam,
 }
 
+// As a reactor (-buildmode=c-shared) the same program answers queries: a query names an
+// attack to run during the query, anything else is echoed.
+func init() {
+	guest.Serve(func(req []byte) ([]byte, error) {
+		switch string(req) {
+		case "loop":
+			loop()
+		case "membomb":
+			memBomb()
+		case "huge-response":
+			return make([]byte, 2<<20), nil
+		}
+		return req, nil
+	})
+}
+
 func main() {
 	p, err := guest.Params()
 	if err != nil {
