@@ -19,6 +19,7 @@ type hostileCase struct {
 	want    []error // any of
 	logHas  string
 	outputs bool // whether an output may exist (never for escapes)
+	short   bool // run on the runtime with a short wall-time limit
 }
 
 func hostile(t testing.TB) []byte { return build(t, "sandbox/testdata/hostile", false) }
@@ -39,7 +40,7 @@ func catalogue() []hostileCase {
 		{name: "read a file", wasm: hostile, attack: "readfile", want: []error{ErrExit}, logHas: "read /etc/passwd"},
 		{name: "open a socket", wasm: hostile, attack: "socket", want: []error{ErrExit}, logHas: "dial 127.0.0.1:80"},
 		{name: "read the environment", wasm: hostile, attack: "env", want: []error{ErrExit}, logHas: "environ 0"},
-		{name: "infinite loop", wasm: hostile, attack: "loop", want: []error{ErrTimeout}},
+		{name: "infinite loop", wasm: hostile, attack: "loop", want: []error{ErrTimeout}, short: true},
 		{name: "memory bomb", wasm: hostile, attack: "membomb", want: []error{ErrMemory}},
 		{name: "huge output", wasm: hostile, attack: "bigoutput", want: []error{ErrLimit}, outputs: true},
 		{name: "deep recursion (Go stack)", wasm: hostile, attack: "recursion", want: []error{ErrMemory, ErrExit}},
@@ -64,13 +65,18 @@ func catalogue() []hostileCase {
 
 func TestEscapeCatalogue(t *testing.T) {
 	t.Setenv("STYX_SANDBOX_SECRET", "do-not-leak")
-	r := newRuntime(t, Config{
-		MemoryLimit:    64 << 20,
-		Timeout:        5 * time.Second,
-		MaxOutputBytes: 1 << 20,
-	})
+	// The wall-time limit is generous so that, even on a loaded machine or under the race
+	// detector, the other limits are what stops a program; the loop gets its own runtime.
+	cfg := Config{MemoryLimit: 64 << 20, Timeout: 2 * time.Minute, MaxOutputBytes: 1 << 20}
+	long := newRuntime(t, cfg)
+	cfg.Timeout = 2 * time.Second
+	short := newRuntime(t, cfg)
 	for _, c := range catalogue() {
 		t.Run(c.name, func(t *testing.T) {
+			r := long
+			if c.short {
+				r = short
+			}
 			h := newHost(map[string][]byte{"x": []byte(smallCSV)}, map[string]Kind{"out": KindTable})
 			h.params = []byte(c.attack)
 			_, err := r.Run(context.Background(), c.wasm(t), h)
@@ -140,16 +146,19 @@ func TestCanceledRun(t *testing.T) {
 }
 
 func TestWarmInstanceDiesOnFault(t *testing.T) {
-	r := newRuntime(t, Config{Timeout: 3 * time.Second, MemoryLimit: 64 << 20})
-	p, err := r.Compile(context.Background(), build(t, "sandbox/testdata/hostile", true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	short := newRuntime(t, Config{Timeout: 2 * time.Second, MemoryLimit: 32 << 20})
+	long := newRuntime(t, Config{Timeout: 2 * time.Minute, MemoryLimit: 32 << 20})
+	wasm := build(t, "sandbox/testdata/hostile", true)
 	for _, c := range []struct {
 		query string
 		want  error
-	}{{"loop", ErrTimeout}, {"membomb", ErrMemory}, {"huge-response", ErrLimit}} {
-		in, err := r.Warm(context.Background(), p, newHost(nil, nil))
+		r     *Runtime
+	}{{"loop", ErrTimeout, short}, {"membomb", ErrMemory, long}, {"huge-response", ErrLimit, long}} {
+		p, err := c.r.Compile(context.Background(), wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := c.r.Warm(context.Background(), p, newHost(nil, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +176,11 @@ func TestWarmInstanceDiesOnFault(t *testing.T) {
 			t.Fatalf("closing a dead instance changed its error: %v", err)
 		}
 	}
-	pool, err := r.NewPool(p, 1, func() Host { return newHost(nil, nil) })
+	p, err := short.Compile(context.Background(), wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := short.NewPool(p, 1, func() Host { return newHost(nil, nil) })
 	if err != nil {
 		t.Fatal(err)
 	}
