@@ -115,6 +115,7 @@ func TestStrictRequests(t *testing.T) {
 		{"bad path id", "GET", "/v1/pads/a%20b", "", "not allowed"},
 		{"policy for another pad", "PUT", "/v1/pads/p1/policy", `{"pad":"p2","policy":"eA==","time":"2026-11-24T12:00:00Z","signer":"x","signature":""}`, "not \"p1\""},
 		{"query nonce", "POST", "/v1/pads/p1/query", `{"input":"eA==","nonce":"eA=="}`, "want 16 bytes"},
+		{"query program", "POST", "/v1/pads/p1/query", `{"program":"x","input":"eA==","nonce":"AAAAAAAAAAAAAAAAAAAAAA=="}`, "lowercase hex sha256"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := n.do(signedRequest(t, key, "node-a", tt.method, tt.target, []byte(tt.body), testNow))
@@ -177,6 +178,11 @@ func TestQueryAnswerBinding(t *testing.T) {
 	q2 := NewQueryRequest([]byte("in"))
 	if _, err := resp.Open(alice, "model-1", q2); err == nil {
 		t.Error("answer opened for another request")
+	}
+	q3 := *q
+	q3.Program = strings.Repeat("b", 64)
+	if _, err := resp.Open(alice, "model-1", &q3); err == nil {
+		t.Error("answer opened for another serving program")
 	}
 }
 

@@ -33,6 +33,9 @@ func (q *QueryRequest) validate() error {
 	if len(q.Input) > MaxQueryInput {
 		return Errorf(ErrTooLarge, "query input is %d bytes, at most %d", len(q.Input), MaxQueryInput)
 	}
+	if q.Program != "" && !validHexSHA256(q.Program) {
+		return Errorf(ErrBadRequest, "query program %q: want a lowercase hex sha256", abbrev(q.Program))
+	}
 	if len(q.Nonce) != 16 {
 		return Errorf(ErrBadRequest, "query nonce: want 16 bytes, got %d", len(q.Nonce))
 	}
@@ -41,7 +44,7 @@ func (q *QueryRequest) validate() error {
 
 // A QueryResponse carries the answer HPKE-encrypted to the querier's identity: base mode,
 // the X-Wing KEM (ML-KEM-768 + X25519), HKDF-SHA256, AES-256-GCM, with info binding the Pad id,
-// the request's input hash and nonce (see answerInfo). Sealed is enc || ciphertext.
+// the serving program, the request's input hash and nonce (see answerInfo). Sealed is enc || ciphertext.
 type QueryResponse struct {
 	KEM    uint16 `json:"kem"`
 	Sealed []byte `json:"sealed"`
@@ -50,7 +53,7 @@ type QueryResponse struct {
 // answerInfo is the HPKE info string of a query answer.
 func answerInfo(pad string, q *QueryRequest) []byte {
 	sum := sha256.Sum256(q.Input)
-	info := []byte("styx query answer v1\x00" + pad + "\x00")
+	info := []byte("styx query answer v1\x00" + pad + "\x00" + q.Program + "\x00")
 	info = append(info, sum[:]...)
 	return append(info, q.Nonce...)
 }

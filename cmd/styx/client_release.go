@@ -17,7 +17,7 @@ import (
 func init() {
 	register(
 		&command{name: "release", args: "[-o FILE] PADID", summary: "fetch a Pad's plaintext, if its policy lets you, and decrypt it", run: runRelease},
-		&command{name: "query", args: "[--in FILE] [-o FILE] PADID", summary: "ask a model Pad one question (input from --in or stdin)", run: runQuery},
+		&command{name: "query", args: "--program SHA [--in FILE] [-o FILE] PADID", summary: "ask a model Pad one question (input from --in or stdin)", run: runQuery},
 	)
 }
 
