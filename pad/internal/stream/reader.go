@@ -57,7 +57,11 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 	}
-	if r.err == nil && r.i < r.n {
+	switch {
+	case r.err != nil:
+	case r.n-r.i == 1:
+		r.err = r.writeLast(w, &total)
+	case r.i < r.n:
 		r.err = r.writeAhead(w, &total)
 	}
 	if r.err == io.EOF || r.err == nil {
@@ -65,6 +69,20 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		return total, nil
 	}
 	return total, r.err
+}
+
+// writeLast decrypts the last chunk to w without a helper goroutine.
+func (r *Reader) writeLast(w io.Writer, total *int64) error {
+	if err := r.next(); err != nil {
+		return err
+	}
+	n, err := w.Write(r.plain)
+	*total += int64(n)
+	r.plain = r.plain[n:]
+	if err != nil {
+		return err
+	}
+	return io.EOF
 }
 
 // writeAhead decrypts the remaining chunks to w.

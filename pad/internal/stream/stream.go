@@ -83,6 +83,9 @@ func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress fun
 		return err
 	}
 	n := ChunkCount(size)
+	if n == 1 {
+		return encryptOne(dst, src, aead, size, progress)
+	}
 	a := startReadAhead(src, 0, n, func(i uint64) int { return chunkLen(size, i, n) })
 	defer a.stop()
 	var nc nonce
@@ -97,11 +100,32 @@ func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress fun
 		if _, err := dst.Write(ct); err != nil {
 			return fmt.Errorf("stream: write: %w", err)
 		}
-		a.release(s)
 		done += uint64(s.n)
+		a.release(s) // s belongs to the reading goroutine again: do not touch it below
 		if progress != nil {
 			progress(done)
 		}
+	}
+	return nil
+}
+
+// encryptOne seals a payload of one chunk without a helper goroutine.
+func encryptOne(dst io.Writer, src io.Reader, aead cipher.AEAD, size uint64, progress func(uint64)) error {
+	buf := make([]byte, size+Overhead)
+	_, err := io.ReadFull(src, buf[:size])
+	if err == nil {
+		err = expectEOF(src)
+	}
+	if err != nil {
+		return encryptReadErr(0, size, err)
+	}
+	var nc nonce
+	nc.set(0, true)
+	if _, err := dst.Write(aead.Seal(buf[:0], nc[:], buf[:size], nil)); err != nil {
+		return fmt.Errorf("stream: write: %w", err)
+	}
+	if progress != nil {
+		progress(size)
 	}
 	return nil
 }
