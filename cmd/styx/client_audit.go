@@ -16,6 +16,7 @@ import (
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/cluster"
 	"github.com/styx-tee/styx/party"
 )
 
@@ -101,14 +102,13 @@ func verifyHead(ctx context.Context, e *env, c *api.Client, cf *clientFlags, pat
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	// The cluster's signing key comes with the head; its id must be the attested cluster.
 	probe, err := c.AuditHead(ctx, 0)
 	if err != nil {
 		return err
 	}
-	signer, err := party.ParseIdentity(probe.Signer)
+	signer, err := headSigner(ctx, c, probe)
 	if err != nil {
-		return fmt.Errorf("audit head signer: %w", err)
+		return err
 	}
 	if signer.ID() != cf.pinned.Cluster {
 		return fmt.Errorf("audit head is signed by %s, not by the attested cluster %s", signer.ID(), cf.pinned.Cluster)
@@ -140,6 +140,30 @@ func verifyHead(ctx context.Context, e *env, c *api.Client, cf *clientFlags, pat
 		fmt.Fprintf(e.stderr, "audit log verified: %d records, consistent with the %d seen before\n", head.Size, oldSize)
 	}
 	return nil
+}
+
+// headSigner returns the full identity of the cluster key that signs tree heads: the one the
+// head names, or else the one in the node's attestation bundle. Either way the caller checks
+// its id (a hash of the whole identity) against the attested cluster, so neither source needs
+// trusting.
+func headSigner(ctx context.Context, c *api.Client, th *api.TreeHead) (*party.Identity, error) {
+	s := th.Signer
+	if s == "" {
+		raw, err := c.Attestation(ctx, cluster.NewNonce())
+		if err != nil {
+			return nil, fmt.Errorf("fetch the cluster identity: %w", err)
+		}
+		b, err := cluster.ParseBundle(raw)
+		if err != nil {
+			return nil, err
+		}
+		s = b.Cluster
+	}
+	id, err := party.ParseIdentity(s)
+	if err != nil {
+		return nil, fmt.Errorf("audit head signer: %w", err)
+	}
+	return id, nil
 }
 
 func treeProof(p [][]byte) (tlog.TreeProof, error) {

@@ -35,7 +35,14 @@ func TestClientScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.NewServer(api.Config{Service: newScriptService(node.Key()), Attestation: node.Handler(),
+	alog, err := audit.Open(t.TempDir(), audit.Options{Origin: "styx.test", Signer: rawSigner{node.Key()}, PublicKey: node.Key().Identity().SigningKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	svc := newScriptService(node.Key())
+	svc.alog = alog
+	srv, err := api.NewServer(api.Config{Service: svc, Attestation: node.Handler(),
 		TLS: tlsConfig, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +77,7 @@ func TestClientScripts(t *testing.T) {
 // and releases by sealing the stored bytes to the caller with the cluster key, as the engine does.
 type scriptService struct {
 	cluster *party.Key
+	alog    *audit.Log // signs tree heads with the cluster key, as the node's log does
 	mu      sync.Mutex
 	pads    map[string][]byte
 	owners  map[string]party.ID
@@ -88,12 +96,21 @@ func newScriptService(clusterKey *party.Key) *scriptService {
 var scriptTime = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 func (s *scriptService) log(kind audit.Kind, actor *party.Identity, pads ...string) {
-	b, err := audit.MarshalRecord(&audit.Event{Kind: kind, Time: scriptTime, Actor: actor.ID().String(), Pads: pads})
+	ev := audit.Event{Kind: kind, Time: scriptTime, Actor: actor.ID().String(), Pads: pads}
+	b, err := audit.MarshalRecord(&ev)
 	if err != nil {
+		panic(err)
+	}
+	if _, err := s.alog.Append(context.Background(), ev); err != nil {
 		panic(err)
 	}
 	s.events = append(s.events, b)
 }
+
+// rawSigner signs tree-head notes with a party key, as the node does with the cluster key.
+type rawSigner struct{ k *party.Key }
+
+func (r rawSigner) Sign(msg []byte) ([]byte, error) { return r.k.SignRaw(msg) }
 
 func (s *scriptService) UploadPad(ctx context.Context, caller *party.Identity, body io.Reader, size int64) (*api.PadInfo, error) {
 	b, err := io.ReadAll(body)
@@ -321,8 +338,24 @@ func (s *scriptService) Audit(ctx context.Context, caller *party.Identity, q *ap
 	return page, nil
 }
 
+// AuditHead signs the current head. It leaves TreeHead.Signer empty, so the CLI takes the
+// cluster identity from the attestation bundle.
 func (s *scriptService) AuditHead(ctx context.Context, caller *party.Identity, old uint64) (*api.TreeHead, error) {
-	return nil, fmt.Errorf("this test node signs no tree heads: %w", api.ErrNotFound)
+	sh, err := s.alog.SignHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	th := &api.TreeHead{Size: uint64(sh.Size), Hash: sh.Root[:], Signed: sh.Note}
+	if old > 0 && int64(old) <= sh.Size {
+		p, err := s.alog.ProveConsistency(int64(old), sh.Size)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range p {
+			th.Proof = append(th.Proof, h[:])
+		}
+	}
+	return th, nil
 }
 
 func (s *scriptService) Lineage(ctx context.Context, caller *party.Identity, id string) (*api.Lineage, error) {
