@@ -158,3 +158,4 @@ func expectEOF(r io.Reader) error {
 		}
 	}
 }
+
