@@ -158,4 +158,3 @@ func expectEOF(r io.Reader) error {
 		}
 	}
 }
-
