@@ -237,7 +237,14 @@ func reasonLines(d policy.Decision) []string {
 	return out
 }
 
-// deniedError turns a deny into the API's denied error with every reason.
+// deniedError turns a deny into the API's denied error with the reasons that denied it (the
+// permits that other sources gave are in the audit log and in explain).
 func deniedError(what string, d policy.Decision) error {
-	return api.Denied(what+" denied", reasonLines(d)...)
+	var lines []string
+	for _, r := range d.Reasons {
+		if r.Effect != policy.EffectPermit {
+			lines = append(lines, r.String())
+		}
+	}
+	return api.Denied(what+" denied", lines...)
 }
