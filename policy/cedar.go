@@ -94,6 +94,7 @@ type cedarRules struct {
 	set    *cedar.PolicySet
 	byID   map[types.PolicyID]*cedarRule
 	groups []string
+	never  []string // "id (pos)" of rules whose conditions are constantly false
 }
 
 var cedarErrPos = regexp.MustCompile(`at <input>:(\d+):(\d+)`)
@@ -122,8 +123,12 @@ func (cedarLanguage) Compile(src string, origin Origin) (Rules, error) {
 		if _, dup := r.byID[rule.id]; dup {
 			return nil, &SyntaxError{Field: "rules", Msg: fmt.Sprintf("%s: two rules have the id %q", rule.pos, rule.id)}
 		}
-		if err := cedarValidator().Policy(string(rule.id), (*xast.Policy)(p.AST())); err != nil {
+		ast := (*xast.Policy)(p.AST())
+		if err := cedarValidator().Policy(string(rule.id), ast); err != nil {
 			return nil, ruleError(rule.pos, rule.id, err)
+		}
+		if constantlyFalse(ast) {
+			r.never = append(r.never, fmt.Sprintf("%s (%s)", rule.id, rule.pos))
 		}
 		r.set.Add(rule.id, p)
 		r.byID[rule.id] = rule
@@ -157,6 +162,21 @@ func ruleError(pos Pos, id types.PolicyID, err error) error {
 	fmt.Sscanf(string(pos), "%d:%d", &e.Line, &e.Column)
 	return e
 }
+
+// constantlyFalse reports whether a rule has a `when { false }` or `unless { true }` condition.
+func constantlyFalse(p *xast.Policy) bool {
+	for _, c := range p.Conditions {
+		if v, ok := c.Body.(xast.NodeValue); ok {
+			if b, ok := v.Value.(types.Boolean); ok && bool(b) != bool(c.Condition) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// NeverMatch returns the rules whose conditions are constantly false (for lint).
+func (r *cedarRules) NeverMatch() []string { return r.never }
 
 func (r *cedarRules) Len() int            { return len(r.byID) }
 func (r *cedarRules) GroupRefs() []string { return r.groups }

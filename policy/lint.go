@@ -98,13 +98,7 @@ func (l *linter) programPin(raw *rawDocument) {
 
 func (l *linter) groups(p *Policy) {
 	used := map[string]bool{}
-	sections := []*section{p.base}
-	for _, k := range Kinds {
-		if s, ok := p.derive[k]; ok {
-			sections = append(sections, s)
-		}
-	}
-	for _, s := range sections {
+	for _, s := range append([]*section{p.base}, derivedSections(p)...) {
 		for _, g := range s.rules.GroupRefs() {
 			if !s.owns("rules") {
 				used[g] = true
@@ -126,6 +120,15 @@ func (l *linter) groups(p *Policy) {
 func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 	if p.base.rules.Len() == 0 {
 		l.warn("rules", "no rules: nothing is ever permitted")
+	}
+	for _, s := range append([]*section{p.base}, derivedSections(p)...) {
+		nm, ok := s.rules.(interface{ NeverMatch() []string })
+		if !ok || !s.owns("rules") {
+			continue
+		}
+		for _, r := range nm.NeverMatch() {
+			l.warn(s.prefix+"rules", "rule %s has a condition that is always false, so it never matches", r)
+		}
 	}
 	sections := map[string]*section{"": p.base}
 	for k, s := range p.derive {
@@ -201,4 +204,14 @@ func (l *linter) literals(raw *rawDocument) {
 			}
 		}
 	}
+}
+
+func derivedSections(p *Policy) []*section {
+	var out []*section
+	for _, k := range Kinds {
+		if s, ok := p.derive[k]; ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }

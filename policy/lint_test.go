@@ -136,3 +136,24 @@ func TestBadDatetimeLiteralIsAParseError(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestLintConstantConditions(t *testing.T) {
+	src := "version: 1\nowner: ${o}\nlifecycle: {expires: 2027-01-01T00:00:00Z}\nrules: |\n" +
+		"  @id(\"off\") permit (principal, action, resource) when { false };\n" +
+		"  @id(\"also-off\") forbid (principal, action, resource) unless { true };\n" +
+		"  @id(\"on\") permit (principal, action, resource) when { true } when { context.program == \"x\" };\n" +
+		"derive:\n  model:\n    rules: |\n      @id(\"m\") permit (principal, action, resource) when { false };\n"
+	ws, err := Lint([]byte(expand(src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := warningsText(ws)
+	for _, want := range []string{"rule off (5:3) has a condition that is always false", "rule also-off (6:3)", "derive.model.rules: rule m (11:7)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %q in:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "rule on ") {
+		t.Errorf("a live rule was flagged:\n%s", text)
+	}
+}
