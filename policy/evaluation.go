@@ -71,19 +71,22 @@ func (ev *evaluation) source(src *Source) bool {
 	return ok && structuredOK
 }
 
+// checkTEE reports every TEE requirement the claims miss, not just the first.
 func (ev *evaluation) checkTEE(src *Source, sec *section) {
 	t, c := src.Policy.tee, ev.req.TEE
-	simulated := c.Simulated || c.Type == "sim"
-	switch {
-	case simulated && !t.AllowSimulated:
+	if (c.Simulated || c.Type == "sim") && !t.AllowSimulated {
 		ev.deny(src, sec, "tee.allow_simulated", "the TEE evidence is simulated and the policy does not accept simulated evidence")
-	case c.Debug && !t.AllowDebug:
+	}
+	if c.Debug && !t.AllowDebug {
 		ev.deny(src, sec, "tee.allow_debug", "the TEE runs in debug mode and the policy does not accept debug TEEs")
-	case t.Types != nil && !slices.Contains(t.Types, c.Type):
+	}
+	if t.Types != nil && !slices.Contains(t.Types, c.Type) {
 		ev.deny(src, sec, "tee.types", "TEE type %q is not one of %v", c.Type, t.Types)
-	case t.Measurements != nil && !slices.Contains(t.Measurements, c.Measurement):
-		ev.deny(src, sec, "tee.measurements", "TEE measurement %s is not an accepted one", abbrevHex(c.Measurement))
-	case c.TCB < t.MinTCB:
+	}
+	if t.Measurements != nil && !slices.Contains(t.Measurements, c.Measurement) {
+		ev.deny(src, sec, "tee.measurements", "TEE measurement %q is not an accepted one", abbrevHex(c.Measurement))
+	}
+	if c.TCB < t.MinTCB {
 		ev.deny(src, sec, "tee.min_tcb", "TEE TCB level %d is below the minimum %d", c.TCB, t.MinTCB)
 	}
 }
