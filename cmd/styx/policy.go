@@ -168,6 +168,9 @@ func runPolicyExplain(ctx context.Context, e *env, fs *flag.FlagSet, args []stri
 	if err != nil {
 		return fmt.Errorf("%s: %w", *reqFile, err)
 	}
+	if err := markRevoked(ch, rf.Revoked, req.Now); err != nil {
+		return fmt.Errorf("%s: %w", *reqFile, err)
+	}
 	d := policy.NewEngine().Decide(ch, req)
 	if *asJSON {
 		if err := writePolicyJSON(e, d); err != nil {
@@ -242,6 +245,7 @@ type requestFile struct {
 	TEE       requestTEE        `yaml:"tee"`
 	Output    *requestOutput    `yaml:"output"`
 	Uses      map[string]uint64 `yaml:"uses"`
+	Revoked   []string          `yaml:"revoked"` // pad ids of sources to treat as revoked at "now"
 }
 
 type requestTEE struct {
@@ -309,4 +313,20 @@ func (rf *requestFile) request(pad string) (*policy.Request, error) {
 		req.Uses[key] = n
 	}
 	return req, nil
+}
+
+// markRevoked marks the named sources as revoked, to see what a revocation would do.
+func markRevoked(ch *policy.Chain, ids []string, at time.Time) error {
+	for _, id := range ids {
+		found := false
+		for i := range ch.Sources {
+			if ch.Sources[i].Pad.ID == id {
+				ch.Sources[i].RevokedAt, found = at, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("revoked: no policy was given for pad %q", id)
+		}
+	}
+	return nil
 }
