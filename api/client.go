@@ -122,7 +122,7 @@ func (c *Client) url(path string, q url.Values) string {
 // do sends one signed request. body is nil, or a seekable reader of size bytes whose hex
 // SHA-256 is sum. Idempotent GETs are retried on transport errors and 502-504 with a fresh
 // signature. A non-2xx response becomes an *Error.
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.ReadSeeker, size int64, sum string) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.ReadSeeker, size int64, sum, ctype string) (*http.Response, error) {
 	aud, err := c.Audience(ctx)
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 				return nil, err
 			}
 		}
-		resp, err := c.send(ctx, method, path, q, body, size, sum, aud)
+		resp, err := c.send(ctx, method, path, q, body, size, sum, ctype, aud)
 		if err == nil && !retryable(resp.StatusCode) {
 			return resp, checkStatus(resp)
 		}
@@ -154,7 +154,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	return nil, lastErr
 }
 
-func (c *Client) send(ctx context.Context, method, path string, q url.Values, body io.ReadSeeker, size int64, sum, aud string) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body io.ReadSeeker, size int64, sum, ctype, aud string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil && size > 0 {
 		if _, err := body.Seek(0, io.SeekStart); err != nil {
@@ -168,6 +168,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	}
 	if rd != nil {
 		req.ContentLength = size
+		req.Header.Set("Content-Type", ctype)
 	}
 	SignRequest(req, c.key, aud, sum, c.now())
 	resp, err := c.hc.Do(req)
@@ -215,7 +216,7 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 		s := sha256.Sum256(b)
 		body, size, sum = bytes.NewReader(b), int64(len(b)), hex.EncodeToString(s[:])
 	}
-	resp, err := c.do(ctx, method, path, q, body, size, sum)
+	resp, err := c.do(ctx, method, path, q, body, size, sum, "application/json")
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func (c *Client) upload(ctx context.Context, path string, r io.ReadSeeker, out a
 	if err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, http.MethodPost, path, nil, r, size, sum)
+	resp, err := c.do(ctx, http.MethodPost, path, nil, r, size, sum, "application/octet-stream")
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (c *Client) Release(ctx context.Context, id string) (io.ReadCloser, error) 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, http.MethodPost, path, nil, nil, 0, "")
+	resp, err := c.do(ctx, http.MethodPost, path, nil, nil, 0, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (c *Client) Receipt(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, http.MethodGet, path, nil, nil, 0, "")
+	resp, err := c.do(ctx, http.MethodGet, path, nil, nil, 0, "", "")
 	if err != nil {
 		return nil, err
 	}

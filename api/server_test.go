@@ -213,6 +213,17 @@ func TestUnauthenticatedEndpoints(t *testing.T) {
 	if resp.StatusCode != 405 {
 		t.Errorf("POST health: %d", resp.StatusCode)
 	}
+	// So is a chunked body on a GET.
+	req, _ := http.NewRequest("GET", n.ts.URL+"/v1/health", io.NopCloser(strings.NewReader("x")))
+	req.ContentLength = -1
+	resp, err = n.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("GET health with a chunked body: %d", resp.StatusCode)
+	}
 	// Without an attestation handler the route answers 404.
 	_, err = newTestNode(t, Config{}).client(t, 0).Attestation(context.Background(), []byte{1})
 	if !errors.Is(err, ErrNotFound) {

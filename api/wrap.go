@@ -29,7 +29,7 @@ func (s *Server) wrap(rt *route) http.Handler {
 func (s *Server) prepare(rt *route, c *call) (any, error) {
 	r := c.r
 	if rt.public {
-		if r.ContentLength != 0 || r.Header.Get("Transfer-Encoding") != "" {
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 			return nil, Errorf(ErrBadRequest, "this endpoint takes no request body")
 		}
 		return nil, nil
