@@ -89,3 +89,27 @@ func TestRunErrorStrings(t *testing.T) {
 		t.Fatal("RunError does not unwrap")
 	}
 }
+
+func TestCacheFull(t *testing.T) {
+	r := newRuntime(t, Config{MaxModules: 1})
+	ctx := context.Background()
+	a, err := r.Compile(ctx, build(t, "examples/programs/rowcount", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Compile(ctx, build(t, "examples/programs/colstats", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.cached || b.cached {
+		t.Fatalf("cached: %v %v", a.cached, b.cached)
+	}
+	h := newHost(map[string][]byte{"a": []byte(smallCSV)}, map[string]Kind{"stats": KindAggregate})
+	if _, err := r.Run(ctx, build(t, "examples/programs/colstats", false), h); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustStillServe(t, r)
+}

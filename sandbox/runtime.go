@@ -29,12 +29,22 @@ type Runtime struct {
 type Program struct {
 	hash    [32]byte
 	cm      wazero.CompiledModule
+	cached  bool // owned by the runtime's cache
 	command bool // exports _start
 	reactor bool // exports _initialize and styx_query
 }
 
 // Hash returns the sha256 of the module's bytes.
 func (p *Program) Hash() [32]byte { return p.hash }
+
+// Close releases the compiled code of a program the cache did not keep (the cache was
+// full); for cached programs it does nothing (they live as long as the runtime).
+func (p *Program) Close(ctx context.Context) error {
+	if p.cached {
+		return nil
+	}
+	return p.cm.Close(ctx)
+}
 
 // MaxModuleSize caps the size of a module that [Runtime.Compile] accepts.
 const MaxModuleSize = 64 << 20
@@ -68,7 +78,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 func (r *Runtime) Close(ctx context.Context) error { return r.rt.Close(ctx) }
 
 // Compile validates and compiles wasm, or returns the cached program with the same hash.
-// A module may import only from "styx" and "wasi_snapshot_preview1".
+// A module may import only the host API of "styx" and "wasi_snapshot_preview1". Once
+// MaxModules programs are cached, new ones are returned uncached: Close them after use.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Program, error) {
 	if len(wasm) > MaxModuleSize {
 		return nil, &RunError{Err: ErrBadModule, Op: "compile", Detail: fmt.Sprintf("%d bytes, at most %d", len(wasm), MaxModuleSize)}
@@ -100,6 +111,7 @@ func (r *Runtime) remember(ctx context.Context, p *Program) *Program {
 		return old
 	}
 	if len(r.cache) < r.cfg.MaxModules {
+		p.cached = true
 		r.cache[p.hash] = p
 	}
 	return p
@@ -141,6 +153,7 @@ func (r *Runtime) Run(ctx context.Context, wasm []byte, host Host) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
+	defer p.Close(ctx)
 	return r.RunProgram(ctx, p, host)
 }
 
