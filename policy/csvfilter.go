@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 )
 
 // InputRules flattens the input rules of every source, in source order.
@@ -87,22 +88,30 @@ func (f *csvFilter) next() error {
 	return f.out.Error()
 }
 
+// header binds the rules to the header's columns. Column names match after trimming spaces and a
+// leading byte-order mark, ignoring case: a drop rule must not miss "SSN " because the owner wrote
+// "ssn".
 func (f *csvFilter) header(cols []string) error {
 	index := make(map[string]int, len(cols))
+	names := make([]string, len(cols))
 	for i, c := range cols {
-		if _, dup := index[c]; dup {
+		if i == 0 {
+			c = strings.TrimPrefix(c, "\ufeff")
+		}
+		names[i] = columnKey(c)
+		if _, dup := index[names[i]]; dup {
 			return fmt.Errorf("policy: input: column %q appears twice in the header: %w", c, ErrInputRule)
 		}
-		index[c] = i
+		index[names[i]] = i
 	}
-	for i, c := range cols {
-		if f.keeps(c) {
+	for i, name := range names {
+		if f.keeps(name) {
 			f.keep = append(f.keep, i)
 		}
 	}
 	for _, r := range f.rules {
 		for _, rf := range r.Rows {
-			i, ok := index[rf.Column]
+			i, ok := index[columnKey(rf.Column)]
 			if !ok {
 				return fmt.Errorf("policy: input: row filter %q names column %q, which the data lacks: %w", rf, rf.Column, ErrInputRule)
 			}
@@ -112,9 +121,14 @@ func (f *csvFilter) header(cols []string) error {
 	return nil
 }
 
+func columnKey(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
+
 func (f *csvFilter) keeps(col string) bool {
+	listed := func(list []string) bool {
+		return slices.ContainsFunc(list, func(c string) bool { return columnKey(c) == col })
+	}
 	for _, r := range f.rules {
-		if len(r.Keep) > 0 && !slices.Contains(r.Keep, col) || slices.Contains(r.Drop, col) {
+		if len(r.Keep) > 0 && !listed(r.Keep) || listed(r.Drop) {
 			return false
 		}
 	}

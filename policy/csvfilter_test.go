@@ -88,6 +88,26 @@ func TestFilterCSVErrors(t *testing.T) {
 	}
 }
 
+// TestFilterCSVColumnNamesAreForgiving: a byte-order mark, stray spaces or different case in the
+// header must not let a dropped column through.
+func TestFilterCSVColumnNamesAreForgiving(t *testing.T) {
+	in := "\ufeffSSN , Name,age\r\n123, Ann ,40\r\n456,Bob,12\r\n"
+	out, err := io.ReadAll(FilterCSV(strings.NewReader(in), mustRules(t, "drop=ssn;row=AGE > 18", "drop=name")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "age\n40\n" {
+		t.Fatalf("got %q", out)
+	}
+	out, err = io.ReadAll(FilterCSV(strings.NewReader(in), mustRules(t, "keep=Age")))
+	if err != nil || string(out) != "age\n40\n12\n" {
+		t.Fatalf("keep: got %q, %v", out, err)
+	}
+	if _, err := io.ReadAll(FilterCSV(strings.NewReader("a, A\n1,2\n"), mustRules(t, "drop=a"))); !errors.Is(err, ErrInputRule) {
+		t.Fatalf("columns equal up to case and spaces must be refused as duplicates, got %v", err)
+	}
+}
+
 func TestFilterCSVEmptyInput(t *testing.T) {
 	out, err := io.ReadAll(FilterCSV(strings.NewReader(""), mustRules(t, "drop=a")))
 	if err != nil || len(out) != 0 {
