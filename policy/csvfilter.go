@@ -26,15 +26,37 @@ func (o Obligations) InputRules() []InputRule {
 // column the header lacks, a ragged row or malformed CSV make Read fail with ErrInputRule, so a
 // program never sees data that was not filtered.
 func FilterCSV(r io.Reader, rules []InputRule) io.Reader {
-	cr := csv.NewReader(r)
+	lim := &recordLimiter{r: r}
+	cr := csv.NewReader(lim)
 	cr.ReuseRecord = true
-	f := &csvFilter{in: cr, rules: rules}
+	f := &csvFilter{in: cr, lim: lim, rules: rules}
 	f.out = csv.NewWriter(&f.buf)
 	return f
 }
 
+// MaxCSVRecord caps the bytes of one CSV record (one row, quoted newlines included) that
+// FilterCSV reads, so a malformed or hostile payload cannot make it buffer without bound.
+const MaxCSVRecord = 1 << 20
+
+// recordLimiter fails reads once more than MaxCSVRecord bytes (plus csv's read-ahead) were read
+// since the last record boundary.
+type recordLimiter struct {
+	r io.Reader
+	n int
+}
+
+func (l *recordLimiter) Read(p []byte) (int, error) {
+	if l.n > MaxCSVRecord+64<<10 {
+		return 0, fmt.Errorf("policy: input: a CSV record is longer than %d bytes: %w", MaxCSVRecord, ErrInputRule)
+	}
+	n, err := l.r.Read(p)
+	l.n += n
+	return n, err
+}
+
 type csvFilter struct {
 	in      *csv.Reader
+	lim     *recordLimiter
 	rules   []InputRule
 	buf     bytes.Buffer
 	out     *csv.Writer
@@ -67,8 +89,12 @@ func (f *csvFilter) next() error {
 		return io.EOF
 	}
 	if err != nil {
+		if errors.Is(err, ErrInputRule) {
+			return err
+		}
 		return fmt.Errorf("policy: input: %v: %w", err, ErrInputRule)
 	}
+	f.lim.n = 0
 	if !f.started {
 		f.started = true
 		if err := f.header(rec); err != nil {

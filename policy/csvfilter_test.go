@@ -108,6 +108,19 @@ func TestFilterCSVColumnNamesAreForgiving(t *testing.T) {
 	}
 }
 
+func TestFilterCSVRecordCap(t *testing.T) {
+	huge := io.MultiReader(strings.NewReader("a,b\n1,\""), &rowGen{n: 1 << 20}) // one quoted field that never ends
+	_, err := io.Copy(io.Discard, FilterCSV(huge, mustRules(t, "drop=a")))
+	if !errors.Is(err, ErrInputRule) || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("got %v", err)
+	}
+	// Many ordinary records add up to far more than the cap without tripping it.
+	many := io.MultiReader(strings.NewReader("id,v\n"), &rowGen{n: 300000})
+	if _, err := io.Copy(io.Discard, FilterCSV(many, mustRules(t, "drop=v"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFilterCSVEmptyInput(t *testing.T) {
 	out, err := io.ReadAll(FilterCSV(strings.NewReader(""), mustRules(t, "drop=a")))
 	if err != nil || len(out) != 0 {
