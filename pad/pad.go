@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/styx-tee/styx/pad/internal/format"
+	"github.com/styx-tee/styx/pad/internal/stream"
 	"github.com/styx-tee/styx/party"
 )
 
@@ -52,6 +53,8 @@ var (
 	ErrNotRecipient = errors.New("not a recipient of this pad")
 	// ErrInvalidOptions reports SealOptions that cannot make a valid Pad.
 	ErrInvalidOptions = errors.New("invalid seal options")
+	// ErrSizeMismatch reports a Seal source that yields fewer or more bytes than SealOptions.Size.
+	ErrSizeMismatch = stream.ErrSize
 )
 
 // An Error is a failure of a Pad operation. It unwraps to a sentinel (ErrTampered,

@@ -230,8 +230,8 @@ func TestSealSizeMismatch(t *testing.T) {
 	for _, c := range []struct{ declared, actual int }{{10, 9}, {10, 11}, {0, 1}, {pad.ChunkSize + 1, pad.ChunkSize}, {pad.ChunkSize, pad.ChunkSize + 1}} {
 		o := base
 		o.Size = int64(c.declared)
-		if _, err := pad.Seal(io.Discard, bytes.NewReader(make([]byte, c.actual)), o); err == nil {
-			t.Errorf("declared %d, given %d: sealed", c.declared, c.actual)
+		if _, err := pad.Seal(io.Discard, bytes.NewReader(make([]byte, c.actual)), o); !errors.Is(err, pad.ErrSizeMismatch) {
+			t.Errorf("declared %d, given %d: %v", c.declared, c.actual, err)
 		}
 	}
 }

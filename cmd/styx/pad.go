@@ -222,7 +222,7 @@ func runPadOpen(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	defer closeIn()
 	h, r, err := pad.Open(in, key)
 	if err != nil {
-		return openErr(err)
+		return openErr(fs.Arg(0), err)
 	}
 	if *out == "" && h.Size > pad.ChunkSize {
 		return fmt.Errorf("%s holds %d bytes, more than one chunk: a damaged chunk would be found only after earlier ones reached stdout, which cannot be taken back; use -o FILE, or -o - to stream anyway", h.ID, h.Size)
@@ -240,20 +240,22 @@ func runPadOpen(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 		return err
 	})
 	if err != nil {
-		return openErr(err)
+		return openErr(fs.Arg(0), err)
 	}
 	fmt.Fprintf(e.stderr, "opened %s: %d bytes, signed by %s, policy sha256:%x\n", h.ID, h.Size, h.Signer.ID(), h.PolicyDigest())
 	return nil
 }
 
-func openErr(err error) error {
-	switch {
-	case errors.Is(err, pad.ErrTampered):
-		return fmt.Errorf("%w; nothing was written", err)
-	case errors.Is(err, pad.ErrNotRecipient):
-		return err
+// openErr turns a failure to open path into one line: what failed, and that nothing was written.
+func openErr(path string, err error) error {
+	var pe *pad.Error
+	if errors.As(err, &pe) {
+		err = pe.Err // the command name already says "pad open"
 	}
-	return err
+	if errors.Is(err, pad.ErrTampered) || errors.Is(err, pad.ErrUnsupportedVersion) {
+		return fmt.Errorf("%s: %w; nothing was written", path, err)
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 func openInput(e *env, path string) (io.Reader, func(), error) {

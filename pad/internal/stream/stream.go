@@ -26,7 +26,7 @@ const KeySize = 32
 
 // ErrInvalid reports a payload that does not authenticate: a changed, reordered, missing or extra
 // chunk, or a stream cut short or extended.
-var ErrInvalid = errors.New("payload does not authenticate")
+var ErrInvalid = errors.New("invalid payload")
 
 // ErrSize reports a plaintext source that is shorter or longer than the size it was declared to be.
 var ErrSize = errors.New("input size differs from the declared size")
