@@ -155,13 +155,7 @@ func (h *Header) IsRecipient(id party.ID) bool {
 }
 
 // PayloadSize returns the number of payload bytes that follow the header.
-func (h *Header) PayloadSize() int64 {
-	n := (h.Size + ChunkSize - 1) / ChunkSize
-	if n == 0 {
-		n = 1
-	}
-	return h.Size + n*16
-}
+func (h *Header) PayloadSize() int64 { return int64(stream.EncryptedSize(uint64(h.Size))) }
 
 func headerFrom(f *format.Header, raw []byte) *Header {
 	h := &Header{
