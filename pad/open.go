@@ -19,6 +19,9 @@ import (
 //
 // A Pad without a key wrap for k fails with ErrNotRecipient.
 func Open(src io.Reader, k *party.Key) (*Header, io.Reader, error) {
+	if k == nil {
+		return nil, nil, opErr("open", fmt.Errorf("no key: %w", ErrInvalidOptions))
+	}
 	br := bufio.NewReader(src)
 	f, raw, err := readSigned(br)
 	if err != nil {
@@ -40,6 +43,9 @@ func Open(src io.Reader, k *party.Key) (*Header, io.Reader, error) {
 // Pads it derives. It checks the signature and the MAC before it returns; the reader is as for
 // Open.
 func OpenWithKey(src io.Reader, dk *DataKey) (*Header, io.Reader, error) {
+	if dk == nil {
+		return nil, nil, opErr("open", fmt.Errorf("no data key: %w", ErrInvalidOptions))
+	}
 	br := bufio.NewReader(src)
 	f, raw, err := readSigned(br)
 	if err != nil {

@@ -51,7 +51,7 @@ var (
 	ErrTooLarge = format.ErrTooLarge
 	// ErrNotRecipient reports a Pad that has no key wrap for the key trying to open it.
 	ErrNotRecipient = errors.New("not a recipient of this pad")
-	// ErrInvalidOptions reports SealOptions that cannot make a valid Pad.
+	// ErrInvalidOptions reports SealOptions that cannot make a valid Pad, or a missing key.
 	ErrInvalidOptions = errors.New("invalid seal options")
 	// ErrSizeMismatch reports a Seal source that yields fewer or more bytes than SealOptions.Size.
 	ErrSizeMismatch = stream.ErrSize

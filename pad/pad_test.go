@@ -299,3 +299,14 @@ func TestReaderReadAfterError(t *testing.T) {
 		t.Fatalf("error is not sticky: %v", err)
 	}
 }
+
+func TestOpenWithoutKey(t *testing.T) {
+	keys(t)
+	p := seal(t, []byte("x"), pad.SealOptions{})
+	if _, _, err := pad.Open(bytes.NewReader(p), nil); !errors.Is(err, pad.ErrInvalidOptions) {
+		t.Fatal(err)
+	}
+	if _, _, err := pad.OpenWithKey(bytes.NewReader(p), nil); !errors.Is(err, pad.ErrInvalidOptions) {
+		t.Fatal(err)
+	}
+}
