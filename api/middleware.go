@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -34,11 +36,25 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.s.access(r, lw, start)
 	}()
+	if !cleanPath(r.URL.Path) {
+		writeError(lw, Errorf(ErrBadRequest, "path is not in canonical form (no //, . or .. segments)"))
+		return
+	}
 	if _, pattern := f.mux.Handler(r); pattern == "" {
 		f.unrouted(lw, r)
 		return
 	}
 	f.mux.ServeHTTP(lw, r)
+}
+
+// cleanPath reports whether p is already clean, so the mux never answers with a redirect and
+// what is signed is what is routed.
+func cleanPath(p string) bool {
+	c := path.Clean(p)
+	if p != "/" && strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c == p
 }
 
 // unrouted answers a request no route matches: 405 if the path exists for another method.

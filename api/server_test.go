@@ -179,6 +179,7 @@ func TestUnroutedIsJSON(t *testing.T) {
 		status       int
 	}{
 		{"GET", "/v2/pads", 404}, {"DELETE", "/v1/pads/x", 405}, {"OPTIONS", "/v1/jobs", 405}, {"GET", "/", 404},
+		{"GET", "/v1//pads", 400}, {"GET", "/v1/pads/../jobs/x", 400}, {"GET", "/v1/pads/%2e%2e/jobs", 400}, {"GET", "/v1/pads/", 404},
 	} {
 		req, _ := http.NewRequest(tt.method, n.ts.URL+tt.path, nil)
 		resp, err := n.ts.Client().Do(req)
