@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -20,6 +21,7 @@ import (
 type jobHost struct {
 	e      *Engine
 	ctx    context.Context
+	cancel context.CancelCauseFunc // aborts the job (an input expired mid-run)
 	job    string
 	spec   *api.JobSpec
 	adm    *admission
@@ -30,8 +32,8 @@ type jobHost struct {
 	logs   bytes.Buffer
 }
 
-func (e *Engine) newJobHost(ctx context.Context, job string, spec *api.JobSpec, adm *admission) *jobHost {
-	h := &jobHost{e: e, ctx: ctx, job: job, spec: spec, adm: adm, rows: map[string]int64{}}
+func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, job string, spec *api.JobSpec, adm *admission) *jobHost {
+	h := &jobHost{e: e, ctx: ctx, cancel: cancel, job: job, spec: spec, adm: adm, rows: map[string]int64{}}
 	for _, name := range adm.inputs {
 		rec := adm.chains[name].pad
 		kind := rec.ContentType
@@ -142,7 +144,11 @@ func (l *liveReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	if !l.expires.IsZero() && !l.h.e.now().Before(l.expires) {
-		return 0, fmt.Errorf("input %s expired at %s", l.name, l.expires.UTC().Format(time.RFC3339))
+		// Abort the whole job, not only this read: a program that swallowed the error must not
+		// get its outputs sealed.
+		reason := fmt.Sprintf("input %s (Pad %s) expired at %s during the job", l.name, l.h.adm.chains[l.name].pad.ID, l.expires.UTC().Format(time.RFC3339))
+		l.h.cancel(&abortError{reasons: []string{reason}})
+		return 0, errors.New(reason)
 	}
 	n, err := l.r.Read(p)
 	if l.csv {

@@ -98,7 +98,7 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	}
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	host := e.newJobHost(jobCtx, st.ID, spec, adm)
+	host := e.newJobHost(jobCtx, cancel, st.ID, spec, adm)
 	stopWatch := e.watch(jobCtx, cancel, caller, st)
 	_, runErr := e.sb.Run(jobCtx, wasm, host)
 	stopWatch()

@@ -55,6 +55,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the trusted clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Recheck is how often a running job re-checks its inputs' policies (default one second).
+	Recheck time.Duration
 }
 
 // DefaultListen is the address a node listens on by default and the CLI's default server.
@@ -245,6 +247,7 @@ func (n *Node) openState(ctx context.Context) error {
 	n.Engine, err = engine.New(engine.Config{
 		Cluster: ck, StateKey: state[:], Claims: *n.Claims, Store: n.Store, Blobs: n.Blobs,
 		Sandbox: n.Sandbox, Audit: n.Audit, Logger: n.cfg.Logger, Now: n.cfg.Now, Workers: n.cfg.Workers,
+		Recheck: n.cfg.Recheck,
 	})
 	return err
 }

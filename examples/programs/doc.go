@@ -6,6 +6,8 @@
 //     "aggregate" output "stats".
 //   - svmtrain: trains a linear SVM on every CSV input (an input named "model" warm-starts
 //     it: fine-tuning); one "model" output "model". Params: JSON ml.Config.
+//   - slowcount: reads every input again and again in small reads ({"passes": N}); one
+//     "aggregate" output "count". A long job that calls the host often, for lifecycle tests.
 //   - svmpredict: a reactor (-buildmode=c-shared) that loads the input "model" once and
 //     answers queries (CSV with a header row, or JSON {"rows":[{feature: value}]}).
 package programs
