@@ -128,7 +128,8 @@ func (s *Server) Audience() string { return s.cfg.Audience }
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves the API on ln until ctx is done, then shuts down gracefully: it stops
-// accepting, lets requests in flight finish for up to 30 seconds, and returns.
+// accepting, lets requests in flight finish for up to 30 seconds, closes whatever still runs,
+// and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
@@ -157,6 +158,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := hs.Shutdown(sctx)
+	if err != nil {
+		hs.Close() // the grace period is over: cut what is still running
+	}
 	<-errc
 	if err != nil {
 		return fmt.Errorf("api: shutdown: %w", err)
