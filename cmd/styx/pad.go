@@ -168,6 +168,9 @@ func policyType(path string) string {
 func openSealInput(e *env, path string) (r io.Reader, size int64, cleanup func(), err error) {
 	var src io.Reader = e.stdin
 	cleanup = func() {}
+	if (path == "" || path == "-") && isTerminal(e.stdin) {
+		return nil, 0, nil, errors.New("no input: name a file to seal, or pipe the data in")
+	}
 	if path != "" && path != "-" {
 		f, err := os.Open(path)
 		if err != nil {

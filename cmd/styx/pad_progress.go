@@ -61,9 +61,10 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// isTerminal reports whether w is a character device such as a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether v (stdin, stdout or stderr) is a character device such as a
+// terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
 	if !ok {
 		return false
 	}
