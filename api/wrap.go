@@ -13,7 +13,8 @@ import (
 func (s *Server) wrap(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &call{w: w, r: r, ctx: r.Context()}
-		v, err := s.prepare(rt, c)
+		var v any
+		err := s.prepare(rt, c)
 		if err == nil {
 			s.deadlines(w, rt)
 			v, err = rt.handle(s, c)
@@ -26,17 +27,17 @@ func (s *Server) wrap(rt *route) http.Handler {
 }
 
 // prepare authenticates the request and reads or wraps its body.
-func (s *Server) prepare(rt *route, c *call) (any, error) {
+func (s *Server) prepare(rt *route, c *call) error {
 	r := c.r
 	if rt.public {
 		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-			return nil, Errorf(ErrBadRequest, "this endpoint takes no request body")
+			return Errorf(ErrBadRequest, "this endpoint takes no request body")
 		}
-		return nil, nil
+		return nil
 	}
 	sr, err := s.verify.verify(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.caller = sr.Identity
 	if lw, ok := c.w.(*logWriter); ok {
@@ -50,7 +51,7 @@ func (s *Server) prepare(rt *route, c *call) (any, error) {
 		limit = s.cfg.MaxJSONBytes
 	}
 	if r.ContentLength > limit {
-		return nil, Errorf(ErrTooLarge, "request body of %d bytes is over the %d-byte limit", r.ContentLength, limit)
+		return Errorf(ErrTooLarge, "request body of %d bytes is over the %d-byte limit", r.ContentLength, limit)
 	}
 	body := newHashedBody(r.Body, sr.ContentSHA256, limit)
 	switch rt.body {
@@ -58,14 +59,14 @@ func (s *Server) prepare(rt *route, c *call) (any, error) {
 		c.body = body
 	case jsonBody:
 		if c.json, err = io.ReadAll(body); err != nil {
-			return nil, err
+			return err
 		}
 	default:
 		if _, err := io.Copy(io.Discard, body); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // respond writes the handler's result: an error body, a stream, raw bytes or JSON.
