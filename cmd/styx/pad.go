@@ -84,7 +84,7 @@ func runPadSeal(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "sealed %s: %d bytes, policy sha256:%x, %d recipients\n", h.ID, h.Size, h.PolicyDigest(), len(h.Wraps))
+	fmt.Fprintf(e.stderr, "sealed %s: %d bytes, policy sha256:%x, recipients: %d\n", h.ID, h.Size, h.PolicyDigest(), len(h.Wraps))
 	if *out != "" && *out != "-" {
 		fmt.Fprintln(e.stdout, h.ID)
 	}
