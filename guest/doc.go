@@ -42,6 +42,8 @@ var (
 	ErrDenied       = errors.New("guest: refused by the host")
 	ErrIO           = errors.New("guest: host i/o error")
 	ErrNoQuery      = errors.New("guest: not in a query")
+	ErrFormat       = errors.New("guest: table field is not a finite number, or row of the wrong width")
+	ErrShortBuffer  = errors.New("guest: buffer smaller than one table row")
 	ErrNotInSandbox = errors.New("guest: not running in the styx sandbox")
 )
 
@@ -60,6 +62,10 @@ func errno(n int32) error {
 		return ErrIO
 	case 5:
 		return ErrNoQuery
+	case 6:
+		return ErrFormat
+	case 7:
+		return ErrShortBuffer
 	case errnoNotInSandbox:
 		return ErrNotInSandbox
 	}

@@ -46,5 +46,11 @@ func hostScal(n uint32, alpha float64, x unsafe.Pointer)
 //go:wasmimport styx gemv
 func hostGemv(trans, m, n uint32, alpha float64, a, x unsafe.Pointer, beta float64, y unsafe.Pointer)
 
+//go:wasmimport styx csv_header
+func hostCSVHeader(h int32, buf unsafe.Pointer, capacity uint32) int32
+
+//go:wasmimport styx csv_floats
+func hostCSVFloats(h int32, dst unsafe.Pointer, n uint32) int32
+
 //go:wasmexport styx_query
 func styxQuery() int32 { return serveOne() }

@@ -1,13 +1,34 @@
+//go:build unix
+
 package sandbox
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 
 	"github.com/styx-tee/styx/internal/ml"
 )
+
+// cpuMeter reports the process's CPU time per operation next to the wall time, because a
+// shared machine's load distorts wall time (the ratio of CPU times stays meaningful).
+type cpuMeter struct{ start int64 }
+
+func cpuNanos() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+func startCPU(b *testing.B) *cpuMeter { b.ResetTimer(); return &cpuMeter{cpuNanos()} }
+
+func (m *cpuMeter) stop(b *testing.B) {
+	b.ReportMetric(float64(cpuNanos()-m.start)/float64(b.N), "cpu-ns/op")
+}
 
 // BenchmarkSVMTrain compares the svmtrain program in the sandbox (instantiation, CSV
 // parsing in wasm, training with the native host kernels, model output) with the same
@@ -18,6 +39,8 @@ func BenchmarkSVMTrain(b *testing.B) {
 		params := `{"epochs":50,"seed":1}`
 		b.Run(fmt.Sprintf("rows=%dx/plain-go", scale), func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
+			cpu := startCPU(b)
+			defer cpu.stop(b)
 			for b.Loop() {
 				d, err := ml.ReadCSV(bytes.NewReader(data), ml.LabelColumn)
 				if err != nil {
@@ -39,6 +62,8 @@ func BenchmarkSVMTrain(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.SetBytes(int64(len(data)))
+			cpu := startCPU(b)
+			defer cpu.stop(b)
 			for b.Loop() {
 				h := newHost(map[string][]byte{"data": data}, map[string]Kind{"model": KindModel})
 				h.params = []byte(params)
@@ -62,6 +87,8 @@ func BenchmarkQuery(b *testing.B) {
 	_, test := ml.Split(d, 0.01, 1)
 	query := csvOf(b, test)
 	b.Run("plain-go", func(b *testing.B) {
+		cpu := startCPU(b)
+		defer cpu.stop(b)
 		for b.Loop() {
 			if _, err := m.Answer(query); err != nil {
 				b.Fatal(err)
@@ -70,6 +97,8 @@ func BenchmarkQuery(b *testing.B) {
 	})
 	b.Run("sandbox-warm", func(b *testing.B) {
 		in := warmPredict(b, r, raw)
+		cpu := startCPU(b)
+		defer cpu.stop(b)
 		for b.Loop() {
 			if _, err := in.Query(context.Background(), query); err != nil {
 				b.Fatal(err)
@@ -82,6 +111,11 @@ func BenchmarkQuery(b *testing.B) {
 func BenchmarkRunOverhead(b *testing.B) {
 	r := newRuntime(b, Config{})
 	wasm := build(b, "examples/programs/rowcount", false)
+	if _, err := r.Compile(context.Background(), wasm); err != nil {
+		b.Fatal(err)
+	}
+	cpu := startCPU(b)
+	defer cpu.stop(b)
 	for b.Loop() {
 		h := newHost(map[string][]byte{"x": []byte(smallCSV)}, map[string]Kind{"count": KindAggregate})
 		if _, err := r.Run(context.Background(), wasm, h); err != nil {

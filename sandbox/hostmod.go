@@ -36,7 +36,7 @@ func hostFuncs() []hostFunc {
 		{"log", hLog, []api.ValueType{i32, i32}, nil},
 		{"query_request", hQueryRequest, []api.ValueType{i32, i32}, []api.ValueType{i32}},
 		{"query_respond", hQueryRespond, []api.ValueType{i32, i32}, []api.ValueType{i32}},
-	}, kernelFuncs()...)
+	}, append(kernelFuncs(), tableFuncs()...)...)
 }
 
 var hostNames = func() map[string]bool {
@@ -142,10 +142,11 @@ func hRead(ctx context.Context, m api.Module, stack []uint64) {
 	st := stateOf(ctx)
 	h := st.handles[api.DecodeI32(stack[0])]
 	buf := guestBytes(m, api.DecodeU32(stack[1]), api.DecodeU32(stack[2]))
-	if h == nil || h.r == nil {
+	if h == nil || h.r == nil || h.table != nil {
 		stack[0] = api.EncodeI32(-errnoBadHandle)
 		return
 	}
+	h.raw = true
 	stack[0] = api.EncodeI32(h.read(buf))
 }
 

@@ -38,10 +38,12 @@ type run struct {
 }
 
 type handle struct {
-	name string
-	r    io.Reader
-	w    io.WriteCloser
-	err  error // pending reader error after a short read
+	name  string
+	r     io.Reader
+	w     io.WriteCloser
+	err   error  // pending reader error after a short read
+	table *table // set once the input is read as a numeric table
+	raw   bool   // read as bytes (then it cannot become a table)
 }
 
 func newRun(cfg Config, host Host) *run {

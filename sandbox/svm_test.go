@@ -214,3 +214,21 @@ func TestPoolConcurrentQueries(t *testing.T) {
 		}
 	}
 }
+
+func TestSVMTrainRejectsBadTables(t *testing.T) {
+	r := newRuntime(t, Config{})
+	for _, in := range []string{
+		"a,diagnosis\n1,0\nx,1\n", // not a number
+		"a,diagnosis\n1,0\n2\n",   // ragged
+		"a,diagnosis\nNaN,0\n",    // not finite
+		"a,diagnosis\n1,2\n",      // label not 0/1
+		"",                        // no header
+		"a,b\n1,0\n",              // no label column
+	} {
+		h := newHost(map[string][]byte{"data": []byte(in)}, map[string]Kind{"model": KindModel})
+		_, err := r.Run(context.Background(), build(t, "examples/programs/svmtrain", false), h)
+		if !errors.Is(err, ErrExit) || h.output("model") != nil {
+			t.Errorf("%q: err = %v, output %q", in, err, h.output("model"))
+		}
+	}
+}

@@ -187,3 +187,30 @@ func (d *Dataset) WriteCSV(w io.Writer, label string) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// FromTable builds a dataset from a header and row-major values (for example a table
+// parsed by the sandbox host); the column named label must hold 0 or 1.
+func FromTable(header []string, values []float64, label string) (*Dataset, error) {
+	li, feats, err := parseHeader(header, label)
+	if err != nil {
+		return nil, err
+	}
+	w := len(header)
+	if len(values)%w != 0 {
+		return nil, fmt.Errorf("%w: %d values for %d columns", ErrFormat, len(values), w)
+	}
+	if len(values)/w > MaxRows {
+		return nil, fmt.Errorf("%w: more than %d rows", ErrFormat, MaxRows)
+	}
+	d := &Dataset{Features: feats, X: make([]float64, 0, len(values)/w*len(feats))}
+	for r := 0; r < len(values); r += w {
+		row := values[r : r+w]
+		if l := row[li]; l != 0 && l != 1 {
+			return nil, fmt.Errorf("%w: row %d: label %v is not 0 or 1", ErrFormat, r/w, l)
+		}
+		d.Labels = append(d.Labels, row[li])
+		d.X = append(d.X, row[:li]...)
+		d.X = append(d.X, row[li+1:]...)
+	}
+	return d, nil
+}

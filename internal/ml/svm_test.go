@@ -185,3 +185,26 @@ func TestReadCSVRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestFromTable(t *testing.T) {
+	d, err := FromTable([]string{"a", "diagnosis", "b"}, []float64{1, 0, 2, 3, 1, 4}, LabelColumn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Rows() != 2 || d.X[2] != 3 || d.X[3] != 4 || d.Labels[1] != 1 || d.Features[1] != "b" {
+		t.Fatalf("dataset = %+v", d)
+	}
+	for _, c := range []struct {
+		h []string
+		v []float64
+	}{
+		{[]string{"a", "diagnosis"}, []float64{1, 2}},    // label not 0/1
+		{[]string{"a", "diagnosis"}, []float64{1, 0, 1}}, // ragged
+		{[]string{"a", "b"}, []float64{1, 0}},            // no label
+		{[]string{"a", "a", "diagnosis"}, nil},           // repeated name
+	} {
+		if _, err := FromTable(c.h, c.v, LabelColumn); err == nil {
+			t.Errorf("FromTable(%v, %v) accepted", c.h, c.v)
+		}
+	}
+}

@@ -5,7 +5,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 
@@ -68,13 +67,18 @@ func run() error {
 	return writeModel(m)
 }
 
+// readCSV reads a numeric CSV input, parsed natively by the host.
 func readCSV(name, label string) (*ml.Dataset, error) {
-	r, err := guest.Open(name)
+	t, err := guest.OpenTable(name)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	d, err := ml.ReadCSV(bufio.NewReaderSize(r, 64<<10), label)
+	defer t.Close()
+	values, err := t.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	d, err := ml.FromTable(t.Header(), values, label)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: %w", name, err)
 	}
