@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/internal/ml"
+)
+
+func init() {
+	register(&section{name: "query", summary: "query throughput under policy against a bare TLS inference server for the same model", run: benchQuery})
+}
+
+type queryOpts struct {
+	conc, rows, rounds, max int
+	dur                     time.Duration
+}
+
+func benchQuery(fs *flag.FlagSet, args []string) error {
+	var o queryOpts
+	fs.IntVar(&o.conc, "c", 4, "`N` concurrent loopback clients, each its own querier")
+	fs.IntVar(&o.rows, "rows", 1, "`N` rows (patients) per query")
+	fs.DurationVar(&o.dur, "duration", 5*time.Second, "measure each server for `D` per round")
+	fs.IntVar(&o.max, "max", 50000, "stop a round after `N` queries")
+	fs.IntVar(&o.rounds, "rounds", 2, "alternate the two servers `N` times")
+	asJSON := fs.Bool("json", false, "print the figures as JSON (the text goes to stderr)")
+	fs.Parse(args)
+	o.conc, o.rows, o.rounds, o.max = max(1, o.conc), max(1, o.rows), max(1, o.rounds), max(1, o.max)
+	r, err := runQuery(context.Background(), textOut(*asJSON), o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(r)
+	}
+	return nil
+}
+
+// runQuery trains a model as a Styx job on three Pads, then measures the same queries
+//
+//   - through Styx: POST /v1/pads/ID/query over the attested TLS API, each request signed by
+//     its querier; the model's chain loaded and its policy checked, the querier's use counter
+//     reserved (compare-and-set), the answer computed by svmpredict on a warm sandbox
+//     instance, counted for the batched audit and HPKE-sealed to the querier, who opens it;
+//   - through a bare server: net/http over TLS 1.3 on loopback, ml.Model.Answer on the same
+//     model (released to its owner for the benchmark), no authentication.
+//
+// Each of o.conc clients keeps one query in flight; the servers alternate o.rounds times.
+func runQuery(ctx context.Context, out io.Writer, o queryOpts) (*report, error) {
+	m := thisMachine()
+	fmt.Fprintf(out, "query benchmark: %d concurrent clients, %d row(s) per query, %d rounds of up to %s or %d queries per server\n%s\n\n",
+		o.conc, o.rows, o.rounds, o.dur, o.max, m)
+	b, err := startNode(ctx, o.conc)
+	if err != nil {
+		return nil, err
+	}
+	defer b.stop()
+	model, query, err := trainModel(ctx, b, o.rows)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := b.release(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	mdl, err := ml.ParseModel(raw)
+	if err != nil {
+		return nil, err
+	}
+	bare, err := startBare(mdl, o.conc)
+	if err != nil {
+		return nil, err
+	}
+	defer bare.close()
+	styx, err := styxQuerier(ctx, b, model, query, mdl)
+	if err != nil {
+		return nil, err
+	}
+	var sRes, bRes loadResult
+	for range o.rounds {
+		r, err := load(o.conc, o.dur, o.max, styx)
+		if err != nil {
+			return nil, fmt.Errorf("styx: %w", err)
+		}
+		sRes.add(r)
+		if r, err = load(o.conc, o.dur, o.max, func(w int) error { return bare.query(w, query) }); err != nil {
+			return nil, fmt.Errorf("bare server: %w", err)
+		}
+		bRes.add(r)
+	}
+	b.Engine.FlushQueries(ctx)
+	r := queryReport(out, o, sRes, bRes)
+	r.Machine = m
+	return r, nil
+}
+
+// trainModel trains a small model on the WDBC shares and returns its Pad id and a query of
+// rows rows of the held-out set (CSV with a header).
+func trainModel(ctx context.Context, b *benchNode, rows int) (string, []byte, error) {
+	shares, _, test, err := wdbcShares(1)
+	if err != nil {
+		return "", nil, err
+	}
+	inputs, err := b.upload(ctx, shares)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := b.runJob(ctx, &api.JobSpec{Program: b.programs["train"], Inputs: inputs, Purpose: "bench",
+		Outputs: []api.OutputSpec{{Name: "model", Kind: "model"}}, Params: json.RawMessage(`{"epochs":20,"seed":1}`)})
+	if err != nil {
+		return "", nil, err
+	}
+	var csv bytes.Buffer
+	if err := test.WriteCSV(&csv, ml.LabelColumn); err != nil {
+		return "", nil, err
+	}
+	lines := strings.SplitAfter(csv.String(), "\n")
+	if rows+1 > len(lines)-1 {
+		return "", nil, fmt.Errorf("the test set has only %d rows", len(lines)-2)
+	}
+	return st.Outputs["model"], []byte(strings.Join(lines[:rows+1], "")), nil
+}
+
+// styxQuerier returns the per-worker query function through Styx, after one query per
+// querier (which warms the model's pool) checked against plain Go's answer.
+func styxQuerier(ctx context.Context, b *benchNode, model string, query []byte, m *ml.Model) (func(int) error, error) {
+	want, err := m.Answer(query)
+	if err != nil {
+		return nil, err
+	}
+	var clients []*api.Client
+	for _, k := range b.queriers {
+		c, err := b.client(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		got, err := c.Query(ctx, model, b.programs["predict"], query)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(got, want) {
+			return nil, fmt.Errorf("styx answers %.100s, plain Go %.100s", got, want)
+		}
+		clients = append(clients, c)
+	}
+	return func(w int) error {
+		_, err := clients[w].Query(ctx, model, b.programs["predict"], query)
+		return err
+	}, nil
+}
+
+// loadResult sums the rounds of one server.
+type loadResult struct {
+	n       int
+	elapsed time.Duration
+	lat     durations
+}
+
+func (r *loadResult) add(o loadResult) {
+	r.n, r.elapsed, r.lat = r.n+o.n, r.elapsed+o.elapsed, append(r.lat, o.lat...)
+}
+
+func (r loadResult) qps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// load runs conc workers, each calling do in a loop, until dur passes or maxN calls started.
+func load(conc int, dur time.Duration, maxN int, do func(worker int) error) (loadResult, error) {
+	var started atomic.Int64
+	var mu sync.Mutex
+	var firstErr error
+	lats := make([]durations, conc)
+	deadline := time.Now().Add(dur)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && started.Add(1) <= int64(maxN) {
+				d, err := timed(func() error { return do(w) })
+				if err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				lats[w] = append(lats[w], d)
+			}
+		})
+	}
+	wg.Wait()
+	r := loadResult{elapsed: time.Since(t0)}
+	for _, l := range lats {
+		r.n, r.lat = r.n+len(l), append(r.lat, l...)
+	}
+	return r, firstErr
+}
+
+func queryReport(out io.Writer, o queryOpts, s, b loadResult) *report {
+	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries)\n", "Styx (policy, counter, audit, HPKE)", s.qps(), s.n)
+	fmt.Fprintln(out, s.lat.line("  latency"))
+	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries)\n", "bare net/http + TLS, same model", b.qps(), b.n)
+	fmt.Fprintln(out, b.lat.line("  latency"))
+	fmt.Fprintln(out)
+	ratio := s.qps() / b.qps()
+	g := goal{Section: "query", Figure: "query throughput, Styx / bare TLS server", Value: ratio, Unit: "x", Goal: ">= 0.5x", Met: ratio >= 0.5}
+	fmt.Fprintln(out, g)
+	return &report{Section: "query", Params: map[string]any{"concurrency": o.conc, "rows": o.rows, "rounds": o.rounds,
+		"duration": o.dur.String(), "max": o.max},
+		Figures: map[string]any{"styx_qps": s.qps(), "bare_qps": b.qps(), "styx_latency": s.lat.figures(),
+			"bare_latency": b.lat.figures(), "ratio": ratio}, Goals: []goal{g}}
+}

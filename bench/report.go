@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A goal is one figure a section checks against the issue's goal, for the summary table and
+// the -json output.
+type goal struct {
+	Section string  `json:"section"`
+	Figure  string  `json:"figure"`
+	Value   float64 `json:"value"`
+	Unit    string  `json:"unit"` // "x" for a ratio, "ms", …
+	Goal    string  `json:"goal"`
+	Paper   string  `json:"paper,omitempty"`
+	Met     bool    `json:"met"`
+}
+
+func (g goal) String() string {
+	met := "NOT MET"
+	if g.Met {
+		met = "met"
+	}
+	v := fmt.Sprintf("%.2f%s", g.Value, g.Unit)
+	if g.Unit != "x" {
+		v = fmt.Sprintf("%.2f %s", g.Value, g.Unit)
+	}
+	paper := ""
+	if g.Paper != "" {
+		paper = "  (paper: " + g.Paper + ")"
+	}
+	return fmt.Sprintf("%-42s %12s   goal %-10s %s%s", g.Figure, v, g.Goal, met, paper)
+}
+
+// report is what a section prints as JSON with -json.
+type report struct {
+	Section string         `json:"section"`
+	Machine machine        `json:"machine"`
+	Params  map[string]any `json:"params"`
+	Figures map[string]any `json:"figures"`
+	Goals   []goal         `json:"goals"`
+}
+
+func printJSON(r *report) error {
+	if r.Machine.Go == "" {
+		r.Machine = thisMachine()
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+type machine struct {
+	CPU        string `json:"cpu"`
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Go         string `json:"go"`
+	OS         string `json:"os"`
+	// LoadAvg is the 1-minute load average when the section started: other work on the
+	// machine (tests, builds) makes every figure noisier.
+	LoadAvg string `json:"loadavg"`
+}
+
+func thisMachine() machine {
+	return machine{CPU: cpuModel(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadAvg: loadAvg()}
+}
+
+func (m machine) String() string {
+	return fmt.Sprintf("%s, %d CPUs (GOMAXPROCS %d), %s, %s, load average %s", m.CPU, m.NumCPU, m.GOMAXPROCS, m.Go, m.OS, m.LoadAvg)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(b) + " unknown")[0]
+}
+
+// cpuModel reads the CPU model name from /proc/cpuinfo, where there is one.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// durations is a sample of latencies.
+type durations []time.Duration
+
+// pct returns the p-th percentile (0..100), nearest rank.
+func (d durations) pct(p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func (d durations) min() time.Duration { return slices.Min(d) }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// line prints p50, p90 and min of a sample in milliseconds.
+func (d durations) line(name string) string {
+	return fmt.Sprintf("%-44s p50 %8.2f ms   p90 %8.2f ms   min %8.2f ms", name, ms(d.pct(50)), ms(d.pct(90)), ms(d.min()))
+}
+
+func (d durations) figures() map[string]float64 {
+	return map[string]float64{"p50_ms": ms(d.pct(50)), "p90_ms": ms(d.pct(90)), "min_ms": ms(d.min()), "n": float64(len(d))}
+}
+
+// timed runs f and returns how long it took.
+func timed(f func() error) (time.Duration, error) {
+	t := time.Now()
+	err := f()
+	return time.Since(t), err
+}
