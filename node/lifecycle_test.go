@@ -48,7 +48,7 @@ derive:
       permit (principal in Styx::Group::"clinics", action == Styx::Action::"query", resource)
       when { context.program == "${predict}" };
     output:
-      kinds: [model, aggregate, log]
+      kinds: [model, prediction, aggregate, log]
     lifecycle:
       max_uses_per_party: {query: 3}
   aggregate:
