@@ -55,6 +55,10 @@ type Config struct {
 	Recheck time.Duration
 	// MaxWait bounds how long SubmitJob and Job wait for a job to end; 0 means two minutes.
 	MaxWait time.Duration
+	// AckWait is the job queue's acknowledgement deadline (store.Config.JobAckWait); a worker
+	// tells the queue it is still on a job every third of it, so that a long job is not
+	// delivered to a second worker while it runs. 0 means one minute, the store's default.
+	AckWait time.Duration
 }
 
 // Engine is the middleware of one node. It is safe for concurrent use.
@@ -123,6 +127,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.cfg.MaxWait <= 0 {
 		e.cfg.MaxWait = 2 * time.Minute
+	}
+	if e.cfg.AckWait <= 0 {
+		e.cfg.AckWait = time.Minute
 	}
 	e.claims = policy.TEEClaims{
 		Type: string(cfg.Claims.Type), Measurement: cfg.Claims.Measurement,

@@ -42,7 +42,10 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 		j.Term("malformed")
 		return
 	}
-	if err := e.runJob(ctx, j.ID); err != nil {
+	stop := e.heartbeat(ctx, j)
+	err := e.runJob(ctx, j.ID)
+	stop()
+	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down: the message is redelivered, and seen as interrupted
 		}
@@ -51,6 +54,32 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 	if err := j.Ack(context.WithoutCancel(ctx)); err != nil {
 		e.log.Warn("ack job", "job", j.ID, "err", err)
 	}
+}
+
+// heartbeat tells the queue every third of its ack wait that this worker still runs j, until
+// stop is called. Without it a job running longer than the ack wait would be delivered again
+// and, seen as interrupted, marked failed while it still runs.
+func (e *Engine) heartbeat(ctx context.Context, j *store.Job) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(e.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := j.InProgress(); err != nil {
+					e.log.Warn("job heartbeat", "job", j.ID, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // runJob runs one admitted job to a final state.

@@ -57,6 +57,9 @@ type Config struct {
 	Now func() time.Time
 	// Recheck is how often a running job re-checks its inputs' policies (default one second).
 	Recheck time.Duration
+	// JobAckWait is how long the job queue waits for a worker's sign of life before it hands
+	// the job out again, e.g. after a crash (default one minute).
+	JobAckWait time.Duration
 }
 
 // DefaultListen is the address a node listens on by default and the CLI's default server.
@@ -215,7 +218,7 @@ func (n *Node) openState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.Store, err = store.Open(ctx, store.Config{Dir: filepath.Join(n.cfg.DataDir, "store"), Key: key, Logger: n.cfg.Logger})
+	n.Store, err = store.Open(ctx, store.Config{Dir: filepath.Join(n.cfg.DataDir, "store"), Key: key, Logger: n.cfg.Logger, JobAckWait: n.cfg.JobAckWait})
 	if err != nil {
 		return fmt.Errorf("node: store: %w", err)
 	}
@@ -247,7 +250,7 @@ func (n *Node) openState(ctx context.Context) error {
 	n.Engine, err = engine.New(engine.Config{
 		Cluster: ck, StateKey: state[:], Claims: *n.Claims, Store: n.Store, Blobs: n.Blobs,
 		Sandbox: n.Sandbox, Audit: n.Audit, Logger: n.cfg.Logger, Now: n.cfg.Now, Workers: n.cfg.Workers,
-		Recheck: n.cfg.Recheck,
+		Recheck: n.cfg.Recheck, AckWait: n.cfg.JobAckWait,
 	})
 	return err
 }
