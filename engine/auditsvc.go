@@ -89,7 +89,7 @@ func (e *Engine) head(ctx context.Context) (*api.TreeHead, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.TreeHead{Size: uint64(sh.Size), Hash: sh.Root[:], Signed: sh.Note}, nil
+	return &api.TreeHead{Size: uint64(sh.Size), Hash: sh.Root[:], Signed: sh.Note, Signer: e.cfg.Cluster.Identity().String()}, nil
 }
 
 // Lineage returns a Pad's ancestors and descendants with their states.

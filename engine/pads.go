@@ -127,6 +127,9 @@ func (e *Engine) putVerified(ctx context.Context, id string, r io.Reader, verify
 	if err != nil {
 		pw.CloseWithError(err)
 		<-done
+		if errors.Is(err, api.ErrTooLarge) {
+			return store.BlobInfo{}, err
+		}
 		return store.BlobInfo{}, api.Errorf(api.ErrBadRequest, "upload refused, nothing stored: %v", err)
 	}
 	pw.Close()
