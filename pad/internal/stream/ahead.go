@@ -1,78 +1,123 @@
 package stream
 
 import (
+	"crypto/cipher"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 )
 
-// aheadSlots is the number of chunk buffers in flight between the reading goroutine and the
-// goroutine doing the AEAD: enough to keep both busy.
-const aheadSlots = 4
+// maxWorkers caps the goroutines that run the AEAD in parallel.
+const maxWorkers = 4
 
-// A slot is one chunk buffer: its bytes, how many hold data, and the read error, if any.
+// A slot is one chunk in flight: its buffer, what was read into it, and what a worker made of it.
 type slot struct {
-	buf []byte
-	n   int
-	err error
+	buf     []byte
+	i       uint64 // chunk index
+	n       int    // bytes read into buf
+	readErr error  // error reading the chunk (io.ErrUnexpectedEOF, errTrailing, an i/o error)
+	out     []byte // the sealed or opened chunk, in buf
+	aeadErr error  // the chunk did not authenticate (opening only)
+	done    chan struct{}
 }
 
-// readAhead reads chunks first..count-1 of a stream from src in its own goroutine, so that
-// copying bytes in overlaps with the AEAD on the caller's goroutine. size(i) is the length of
-// chunk i as stored. After the last chunk it checks that src is at its end (errTrailing if not).
-// The goroutine ends when it has delivered the last chunk or an error, or when stop is called;
-// stop waits for it, so the caller must call stop before it returns. The caller hands each slot
-// back with release once done with it.
-type readAhead struct {
-	full chan *slot
-	free chan *slot
-	quit chan struct{}
-	wg   sync.WaitGroup
+// A pipeline moves chunks first..count-1 of a stream through three stages: one goroutine reads
+// them from src in order, workers seal or open them in parallel, and the caller takes them back
+// in order with next. Copying and the AEAD thus overlap, and use every core.
+//
+// Every goroutine ends when the stream is done, on the first read error, or on stop; stop waits
+// for them, so the caller must call it before it returns. No goroutine outlives the call that
+// started the pipeline, and a chunk is never handed to the caller out of order.
+type pipeline struct {
+	order chan *slot // read slots, in stream order, for the caller
+	jobs  chan *slot // read slots for the workers
+	free  chan *slot
+	quit  chan struct{}
+	wg    sync.WaitGroup
 }
 
-func startReadAhead(src io.Reader, first, count uint64, size func(i uint64) int) *readAhead {
-	a := &readAhead{full: make(chan *slot, aheadSlots), free: make(chan *slot, aheadSlots), quit: make(chan struct{})}
-	for range aheadSlots {
-		a.free <- &slot{buf: make([]byte, ChunkSize+Overhead)}
+// work is what a worker does to one slot.
+type work func(aead cipher.AEAD, nc *nonce, s *slot)
+
+func startPipeline(src io.Reader, key []byte, first, count uint64, size func(i uint64) int, f work) (*pipeline, error) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), maxWorkers, int(count-first)))
+	slots := 2*workers + 2
+	p := &pipeline{
+		order: make(chan *slot, slots), jobs: make(chan *slot, slots),
+		free: make(chan *slot, slots), quit: make(chan struct{}),
 	}
-	a.wg.Add(1)
-	go a.run(src, first, count, size)
-	return a
+	for range slots {
+		p.free <- &slot{buf: make([]byte, ChunkSize+Overhead), done: make(chan struct{}, 1)}
+	}
+	aeads := make([]cipher.AEAD, workers)
+	for i := range aeads {
+		a, err := newAEAD(key)
+		if err != nil {
+			return nil, err
+		}
+		aeads[i] = a
+	}
+	p.wg.Add(1 + workers)
+	go p.read(src, first, count, size)
+	for _, a := range aeads {
+		go p.work(a, f)
+	}
+	return p, nil
 }
 
-func (a *readAhead) run(src io.Reader, first, count uint64, size func(i uint64) int) {
-	defer a.wg.Done()
+func (p *pipeline) read(src io.Reader, first, count uint64, size func(i uint64) int) {
+	defer p.wg.Done()
+	defer close(p.jobs)
 	for i := first; i < count; i++ {
 		var s *slot
 		select {
-		case s = <-a.free:
-		case <-a.quit:
+		case s = <-p.free:
+		case <-p.quit:
 			return
 		}
-		s.n = size(i)
-		_, s.err = io.ReadFull(src, s.buf[:s.n])
-		if s.err == nil && i == count-1 {
-			s.err = expectEOF(src)
+		s.i, s.n, s.out, s.aeadErr = i, size(i), nil, nil
+		_, s.readErr = io.ReadFull(src, s.buf[:s.n])
+		if s.readErr == nil && i == count-1 {
+			s.readErr = expectEOF(src)
 		}
-		select {
-		case a.full <- s:
-		case <-a.quit:
-			return
-		}
-		if s.err != nil {
+		// Both channels hold every slot, so these sends never block.
+		p.order <- s
+		p.jobs <- s
+		if s.readErr != nil {
 			return
 		}
 	}
 }
 
-// next returns the next slot read.
-func (a *readAhead) next() *slot { return <-a.full }
+func (p *pipeline) work(aead cipher.AEAD, f work) {
+	defer p.wg.Done()
+	var nc nonce
+	for s := range p.jobs {
+		select {
+		case <-p.quit:
+		default:
+			if s.readErr == nil {
+				f(aead, &nc, s)
+			}
+		}
+		s.done <- struct{}{}
+	}
+}
 
-func (a *readAhead) release(s *slot) { a.free <- s }
+// next returns the next chunk in stream order once a worker is done with it.
+func (p *pipeline) next() *slot {
+	s := <-p.order
+	<-s.done
+	return s
+}
 
-func (a *readAhead) stop() {
-	close(a.quit)
-	a.wg.Wait()
+// release hands a slot back for reuse; the caller must not touch it afterwards.
+func (p *pipeline) release(s *slot) { p.free <- s }
+
+func (p *pipeline) stop() {
+	close(p.quit)
+	p.wg.Wait()
 }
 
 // isEOF reports whether err means the source ended.

@@ -11,6 +11,7 @@ import (
 // returns an error it returns that error forever.
 type Reader struct {
 	aead  cipher.AEAD
+	key   []byte
 	src   io.Reader
 	size  uint64
 	n     uint64 // chunk count
@@ -27,7 +28,7 @@ func NewReader(src io.Reader, key []byte, size uint64) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{aead: aead, src: src, size: size, n: ChunkCount(size), buf: make([]byte, ChunkSize+Overhead)}, nil
+	return &Reader{aead: aead, key: key, src: src, size: size, n: ChunkCount(size), buf: make([]byte, ChunkSize+Overhead)}, nil
 }
 
 // Read implements io.Reader.
@@ -85,24 +86,36 @@ func (r *Reader) writeLast(w io.Writer, total *int64) error {
 	return io.EOF
 }
 
-// writeAhead decrypts the remaining chunks to w.
+// writeAhead decrypts the remaining chunks to w through a pipeline, in order, stopping at the
+// first chunk that fails: the chunks before it are written, none after.
 func (r *Reader) writeAhead(w io.Writer, total *int64) error {
-	a := startReadAhead(r.src, r.i, r.n, func(i uint64) int { return chunkLen(r.size, i, r.n) + Overhead })
-	defer a.stop()
-	for ; r.i < r.n; r.i++ {
-		s := a.next()
-		pt, err := r.open(s.buf[:s.n], s.err)
+	n := r.n
+	p, err := startPipeline(r.src, r.key, r.i, n, func(i uint64) int { return chunkLen(r.size, i, n) + Overhead }, openChunk(n))
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	for ; r.i < n; r.i++ {
+		s := p.next()
+		if err := r.check(s.readErr, s.aeadErr); err != nil {
+			return err
+		}
+		k, err := w.Write(s.out)
+		*total += int64(k)
 		if err != nil {
 			return err
 		}
-		n, err := w.Write(pt)
-		*total += int64(n)
-		if err != nil {
-			return err
-		}
-		a.release(s)
+		p.release(s)
 	}
 	return io.EOF
+}
+
+// openChunk opens a slot in place, for a payload of n chunks.
+func openChunk(n uint64) work {
+	return func(aead cipher.AEAD, nc *nonce, s *slot) {
+		nc.set(s.i, s.i == n-1)
+		s.out, s.aeadErr = aead.Open(s.buf[:0], nc[:], s.buf[:s.n], nil)
+	}
 }
 
 // next reads, authenticates and decrypts the next chunk into r.plain.
@@ -126,18 +139,28 @@ func (r *Reader) next() error {
 
 // open authenticates and decrypts chunk r.i in place, given the error reading it.
 func (r *Reader) open(ct []byte, readErr error) ([]byte, error) {
-	switch {
-	case readErr == errTrailing:
-		return nil, fmt.Errorf("data after the last chunk: %w", ErrInvalid)
-	case isEOF(readErr):
-		return nil, fmt.Errorf("payload truncated in chunk %d of %d: %w", r.i, r.n, ErrInvalid)
-	case readErr != nil:
-		return nil, fmt.Errorf("read payload: %w", readErr)
+	if err := r.check(readErr, nil); err != nil {
+		return nil, err
 	}
 	r.nonce.set(r.i, r.i == r.n-1)
 	pt, err := r.aead.Open(ct[:0], r.nonce[:], ct, nil)
-	if err != nil {
-		return nil, fmt.Errorf("chunk %d of %d does not authenticate: %w", r.i, r.n, ErrInvalid)
+	if err := r.check(nil, err); err != nil {
+		return nil, err
 	}
 	return pt, nil
+}
+
+// check turns the errors of reading and opening chunk r.i into the Reader's errors.
+func (r *Reader) check(readErr, aeadErr error) error {
+	switch {
+	case readErr == errTrailing:
+		return fmt.Errorf("data after the last chunk: %w", ErrInvalid)
+	case isEOF(readErr):
+		return fmt.Errorf("payload truncated in chunk %d of %d: %w", r.i, r.n, ErrInvalid)
+	case readErr != nil:
+		return fmt.Errorf("read payload: %w", readErr)
+	case aeadErr != nil:
+		return fmt.Errorf("chunk %d of %d does not authenticate: %w", r.i, r.n, ErrInvalid)
+	}
+	return nil
 }

@@ -76,7 +76,8 @@ func (n *nonce) set(i uint64, last bool) {
 // early or holds more than size bytes, it returns an error wrapping ErrSize. progress, if not
 // nil, is called with the number of plaintext bytes after each chunk.
 //
-// A helper goroutine reads the next chunks while this one seals: it ends before Encrypt returns.
+// A payload of more than one chunk goes through a pipeline (see pipeline): chunks are read ahead
+// and sealed on every core, and written in order. Its goroutines end before Encrypt returns.
 func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress func(done uint64)) error {
 	aead, err := newAEAD(key)
 	if err != nil {
@@ -86,27 +87,35 @@ func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress fun
 	if n == 1 {
 		return encryptOne(dst, src, aead, size, progress)
 	}
-	a := startReadAhead(src, 0, n, func(i uint64) int { return chunkLen(size, i, n) })
-	defer a.stop()
-	var nc nonce
+	p, err := startPipeline(src, key, 0, n, func(i uint64) int { return chunkLen(size, i, n) }, sealChunk(n))
+	if err != nil {
+		return err
+	}
+	defer p.stop()
 	var done uint64
-	for i := range n {
-		s := a.next()
-		if s.err != nil {
-			return encryptReadErr(i, size, s.err)
+	for range n {
+		s := p.next()
+		if s.readErr != nil {
+			return encryptReadErr(s.i, size, s.readErr)
 		}
-		nc.set(i, i == n-1)
-		ct := aead.Seal(s.buf[:0], nc[:], s.buf[:s.n], nil)
-		if _, err := dst.Write(ct); err != nil {
+		if _, err := dst.Write(s.out); err != nil {
 			return fmt.Errorf("stream: write: %w", err)
 		}
 		done += uint64(s.n)
-		a.release(s) // s belongs to the reading goroutine again: do not touch it below
+		p.release(s) // s belongs to the pipeline again: do not touch it below
 		if progress != nil {
 			progress(done)
 		}
 	}
 	return nil
+}
+
+// sealChunk seals a slot in place, for a payload of n chunks.
+func sealChunk(n uint64) work {
+	return func(aead cipher.AEAD, nc *nonce, s *slot) {
+		nc.set(s.i, s.i == n-1)
+		s.out = aead.Seal(s.buf[:0], nc[:], s.buf[:s.n], nil)
+	}
 }
 
 // encryptOne seals a payload of one chunk without a helper goroutine.
