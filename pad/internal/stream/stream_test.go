@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"testing/iotest"
 )
@@ -226,5 +227,45 @@ func BenchmarkDecrypt(b *testing.B) {
 	for b.Loop() {
 		r, _ := NewReader(bytes.NewReader(ct), testKey, uint64(len(plain)))
 		r.WriteTo(io.Discard)
+	}
+}
+
+// TestWriteToStopsAtFirstBadChunk checks that the parallel pipeline still releases chunks in
+// order and nothing from the first bad chunk on, even when workers open later chunks first.
+func TestWriteToStopsAtFirstBadChunk(t *testing.T) {
+	plain := make([]byte, 8*ChunkSize)
+	rand.Read(plain)
+	ct := encrypt(t, plain)
+	for _, bad := range [][]int{{5}, {2, 6}, {0}, {7}, {1, 2, 3}} {
+		c := bytes.Clone(ct)
+		for _, i := range bad {
+			c[i*(ChunkSize+Overhead)+100] ^= 1
+		}
+		r, _ := NewReader(bytes.NewReader(c), testKey, uint64(len(plain)))
+		var out bytes.Buffer
+		n, err := r.WriteTo(&out)
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("bad %v: %v", bad, err)
+		}
+		if want := int64(bad[0] * ChunkSize); n != want || !bytes.Equal(out.Bytes(), plain[:want]) {
+			t.Fatalf("bad %v: wrote %d bytes, want the %d before the first bad chunk", bad, n, want)
+		}
+	}
+}
+
+func TestNoGoroutineOutlivesACall(t *testing.T) {
+	before := runtime.NumGoroutine()
+	plain := make([]byte, 6*ChunkSize)
+	ct := encrypt(t, plain)
+	r, _ := NewReader(bytes.NewReader(ct), testKey, uint64(len(plain)))
+	r.WriteTo(&failWriter{after: 1})
+	c := bytes.Clone(ct)
+	c[len(c)-1] ^= 1
+	r, _ = NewReader(bytes.NewReader(c), testKey, uint64(len(plain)))
+	r.WriteTo(io.Discard)
+	Encrypt(&failWriter{after: 1}, bytes.NewReader(plain), testKey, uint64(len(plain)), nil)
+	Encrypt(io.Discard, bytes.NewReader(plain[:100]), testKey, uint64(len(plain)), nil)
+	if after := runtime.NumGoroutine(); after != before {
+		t.Fatalf("%d goroutines before, %d after", before, after)
 	}
 }
