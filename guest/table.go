@@ -51,19 +51,22 @@ func (t *Frame) ReadFloats(dst []float64) (int, error) {
 	return int(n), nil
 }
 
-// ReadAll returns every remaining value, row-major.
+// ReadAll returns every remaining value, row-major. The host writes straight into the
+// result, which doubles when full.
 func (t *Frame) ReadAll() ([]float64, error) {
-	buf := make([]float64, max(len(t.header), 1)*1024)
-	var out []float64
+	out := make([]float64, 0, max(len(t.header), 1)*4096)
 	for {
-		n, err := t.ReadFloats(buf)
+		if cap(out)-len(out) < len(t.header) {
+			out = append(make([]float64, 0, 2*cap(out)), out...)
+		}
+		n, err := t.ReadFloats(out[len(out):cap(out)])
 		if err == io.EOF {
 			return out, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, buf[:n]...)
+		out = out[:len(out)+n]
 	}
 }
 

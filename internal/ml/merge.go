@@ -32,8 +32,12 @@ func all(ds []*Dataset, ok func(*Dataset) bool) bool {
 }
 
 // Merge concatenates the rows of ds projected onto features. Every dataset must have
-// every feature.
+// every feature. A single dataset that already has exactly these features is returned as
+// is (sharing its storage) rather than copied.
 func Merge(features []string, ds ...*Dataset) (*Dataset, error) {
+	if len(ds) == 1 && slices.Equal(ds[0].Features, features) {
+		return ds[0], nil
+	}
 	out := &Dataset{Features: slices.Clone(features)}
 	for k, d := range ds {
 		idx := make([]int, len(features))

@@ -33,13 +33,15 @@ func (c Config) withDefaults() Config {
 }
 
 // Train fits a linear SVM (hinge loss + L2) to d by mini-batch subgradient descent with
-// step η_t = η₀/(1+η₀λt). The rows are standardised, shuffled once with cfg.Seed, and cut
-// into contiguous mini-batches, so each step is two matrix-vector products on k. Given a
-// warm model, training continues from it (fine-tuning): its features, standardisation,
-// weights and step count are kept and d must have its features.
+// step η_t = η₀/(1+η₀λt), on standardised features. The rows are cut into contiguous
+// mini-batches visited in a seeded random order each epoch; standardisation is folded
+// into each step (w/σ against the raw rows), so the data is never copied and each step
+// is two matrix-vector products on k plus O(features) work. Given a warm model, training
+// continues from it (fine-tuning): its features, standardisation, weights and step count
+// are kept and d must have its features.
 func Train(k Kernels, d *Dataset, cfg Config, warm *Model) (*Model, error) {
 	cfg = cfg.withDefaults()
-	m, err := startModel(d, cfg, warm)
+	m, err := startModel(k, d, cfg, warm)
 	if err != nil {
 		return nil, err
 	}
@@ -50,17 +52,17 @@ func Train(k Kernels, d *Dataset, cfg Config, warm *Model) (*Model, error) {
 	if p.Rows() == 0 {
 		return nil, fmt.Errorf("%w: no training rows", ErrFormat)
 	}
-	x, y := prepare(p, m, cfg.Seed)
-	t := newTrainer(k, m, cfg, len(y))
+	t := newTrainer(k, m, cfg, p)
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x53564d))
 	for range cfg.Epochs {
-		t.epoch(x, y)
+		t.epoch(rng.Perm(t.blocks))
 	}
 	m.Epochs += cfg.Epochs
-	m.Rows = len(y)
+	m.Rows = p.Rows()
 	return m, nil
 }
 
-func startModel(d *Dataset, cfg Config, warm *Model) (*Model, error) {
+func startModel(k Kernels, d *Dataset, cfg Config, warm *Model) (*Model, error) {
 	if warm != nil {
 		if err := warm.validate(); err != nil {
 			return nil, err
@@ -69,27 +71,29 @@ func startModel(d *Dataset, cfg Config, warm *Model) (*Model, error) {
 		m.Weights = slices.Clone(warm.Weights)
 		return &m, nil
 	}
-	mean, std := standardisation(d)
+	mean, std := standardisation(k, d)
 	return &Model{
 		Format: ModelFormat, Features: slices.Clone(d.Features), Label: LabelColumn,
 		Mean: mean, Std: std, Weights: make([]float64, len(d.Features)), Lambda: cfg.Lambda,
 	}, nil
 }
 
-func standardisation(d *Dataset) (mean, std []float64) {
+func standardisation(k Kernels, d *Dataset) (mean, std []float64) {
 	n := len(d.Features)
 	mean, std = make([]float64, n), make([]float64, n)
 	rows := float64(max(d.Rows(), 1))
-	for i := range d.Rows() {
-		Axpy(1/rows, d.Row(i), mean)
+	ones := make([]float64, d.Rows())
+	for i := range ones {
+		ones[i] = 1
 	}
+	k.Gemv(true, d.Rows(), n, 1/rows, d.X, ones, 0, mean) // mean = Xᵀ·1/rows
 	for i := range d.Rows() {
 		for j, v := range d.Row(i) {
-			std[j] += (v - mean[j]) * (v - mean[j]) / rows
+			std[j] += (v - mean[j]) * (v - mean[j])
 		}
 	}
 	for j := range std {
-		std[j] = math.Sqrt(std[j])
+		std[j] = math.Sqrt(std[j] / rows)
 		if !(std[j] > 1e-12) {
 			std[j] = 1
 		}
@@ -97,56 +101,61 @@ func standardisation(d *Dataset) (mean, std []float64) {
 	return mean, std
 }
 
-// prepare standardises p with m's mean and std, maps labels to ±1 and shuffles the rows.
-func prepare(p *Dataset, m *Model, seed uint64) (x, y []float64) {
-	perm := rand.New(rand.NewPCG(seed, 0x53564d)).Perm(p.Rows())
-	x, y = make([]float64, 0, len(p.X)), make([]float64, 0, p.Rows())
-	for _, i := range perm {
-		for j, v := range p.Row(i) {
-			x = append(x, (v-m.Mean[j])/m.Std[j])
-		}
-		y = append(y, 2*p.Labels[i]-1)
-	}
-	return x, y
-}
-
 type trainer struct {
 	k      Kernels
 	m      *Model
 	cfg    Config
-	margin []float64 // per-row scratch: margins, then hinge coefficients
+	d      *Dataset
+	blocks int
+	v, g   []float64 // per-feature scratch: w/σ, then the subgradient
+	z      []float64 // per-row scratch: margins, then hinge coefficients
 }
 
-func newTrainer(k Kernels, m *Model, cfg Config, rows int) *trainer {
-	return &trainer{k: k, m: m, cfg: cfg, margin: make([]float64, min(cfg.Batch, rows))}
+func newTrainer(k Kernels, m *Model, cfg Config, d *Dataset) *trainer {
+	n := len(m.Weights)
+	return &trainer{k: k, m: m, cfg: cfg, d: d, blocks: (d.Rows() + cfg.Batch - 1) / cfg.Batch,
+		v: make([]float64, n), g: make([]float64, n), z: make([]float64, min(cfg.Batch, d.Rows()))}
 }
 
-func (t *trainer) epoch(x, y []float64) {
+func (t *trainer) epoch(order []int) {
 	n := len(t.m.Weights)
-	for s := 0; s < len(y); s += t.cfg.Batch {
-		e := min(s+t.cfg.Batch, len(y))
-		t.step(x[s*n:e*n], y[s:e])
+	for _, blk := range order {
+		s := blk * t.cfg.Batch
+		e := min(s+t.cfg.Batch, t.d.Rows())
+		t.step(t.d.X[s*n:e*n], t.d.Labels[s:e])
 	}
 }
 
-// step does one subgradient step on the mini-batch (xb, yb).
-func (t *trainer) step(xb, yb []float64) {
-	m, b := t.m, len(yb)
+// step does one subgradient step on the mini-batch of raw rows xb with 0/1 labels lb,
+// as if the rows were standardised: w·x̃ = (w/σ)·x − (w/σ)·μ and
+// Σcᵢx̃ᵢ = (Σcᵢxᵢ − μΣcᵢ)/σ. The two products over the batch go to the kernels; the
+// O(features) work stays in plain loops, cheaper than a host call for small vectors.
+func (t *trainer) step(xb, lb []float64) {
+	m, b := t.m, len(lb)
 	n := len(m.Weights)
-	t.m.Steps++
+	m.Steps++
 	eta := t.cfg.Rate / (1 + t.cfg.Rate*m.Lambda*float64(m.Steps))
-	z := t.margin[:b]
-	t.k.Gemv(false, b, n, 1, xb, m.Weights, 0, z)
+	off := m.Bias
+	for j := range n {
+		t.v[j] = m.Weights[j] / m.Std[j]
+		off -= t.v[j] * m.Mean[j]
+	}
+	z := t.z[:b]
+	t.k.Gemv(false, b, n, 1, xb, t.v, 0, z)
 	sum := 0.0
-	for i, yi := range yb {
-		c := 0.0
-		if yi*(z[i]+m.Bias) < 1 {
-			c = yi
-			sum += yi
+	for i, l := range lb {
+		y, c := 2*l-1, 0.0
+		if y*(z[i]+off) < 1 {
+			c = y
+			sum += y
 		}
 		z[i] = c
 	}
-	t.k.Scal(1-eta*m.Lambda, m.Weights)
-	t.k.Gemv(true, b, n, eta/float64(b), xb, z, 1, m.Weights)
+	t.k.Gemv(true, b, n, 1, xb, z, 0, t.g)
+	decay, rate := 1-eta*m.Lambda, eta/float64(b)
+	for j := range n {
+		g := (t.g[j] - m.Mean[j]*sum) / m.Std[j]
+		m.Weights[j] = decay*m.Weights[j] + rate*g
+	}
 	m.Bias += eta * sum / float64(b)
 }
