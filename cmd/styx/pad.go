@@ -81,6 +81,10 @@ func runPadSeal(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 		h, err = pad.Seal(w, in, opts)
 		return err
 	})
+	var pe *pad.Error
+	if errors.As(err, &pe) {
+		return pe.Err // the command name already says "pad seal"
+	}
 	if err != nil {
 		return err
 	}
