@@ -19,7 +19,13 @@ func init() {
 func benchAdmission(fs *flag.FlagSet, args []string) error {
 	runs := fs.Int("runs", 50, "measure `N` jobs")
 	asJSON := fs.Bool("json", false, "print the figures as JSON (the text goes to stderr)")
+	profile := profileFlag(fs)
 	fs.Parse(args)
+	stop, err := profile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	out := textOut(*asJSON)
 	r, err := runAdmission(context.Background(), out, max(1, *runs))
 	if err != nil {

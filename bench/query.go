@@ -34,7 +34,13 @@ func benchQuery(fs *flag.FlagSet, args []string) error {
 	fs.IntVar(&o.max, "max", 50000, "stop a round after `N` queries")
 	fs.IntVar(&o.rounds, "rounds", 2, "alternate the two servers `N` times")
 	asJSON := fs.Bool("json", false, "print the figures as JSON (the text goes to stderr)")
+	profile := profileFlag(fs)
 	fs.Parse(args)
+	stop, err := profile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	o.conc, o.rows, o.rounds, o.max = max(1, o.conc), max(1, o.rows), max(1, o.rounds), max(1, o.max)
 	r, err := runQuery(context.Background(), textOut(*asJSON), o)
 	if err != nil {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -130,4 +133,45 @@ func timed(f func() error) (time.Duration, error) {
 	t := time.Now()
 	err := f()
 	return time.Since(t), err
+}
+
+// profileFlag adds -cpuprofile to a section; call the returned function after fs.Parse, and
+// the function it returns when the section ends.
+func profileFlag(fs *flag.FlagSet) func() (stop func(), err error) {
+	path := fs.String("cpuprofile", "", "write a CPU profile of the whole section (node included) to `FILE`")
+	return func() (func(), error) {
+		if *path == "" {
+			return func() {}, nil
+		}
+		f, err := os.Create(*path)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	}
+}
+
+// cpuTime returns the user and system CPU time this process has used so far: a contender's
+// CPU time is steadier than its wall time on a machine busy with other work.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cost is the wall and CPU time of one run.
+type cost struct{ wall, cpu time.Duration }
+
+// measured runs f and returns its wall and CPU time (the whole process's CPU: the node runs
+// in this process too, so a job's CPU time includes the server's work).
+func measured(f func() error) (cost, error) {
+	c0, t0 := cpuTime(), time.Now()
+	err := f()
+	return cost{time.Since(t0), cpuTime() - c0}, err
 }

@@ -28,7 +28,13 @@ func benchScale(fs *flag.FlagSet, args []string) error {
 	sizes := fs.String("sizes", "1,10,100", "comma-separated `multiples` of the WDBC training rows")
 	fs.IntVar(&o.epochs, "epochs", 10, "training `epochs`")
 	asJSON := fs.Bool("json", false, "print the figures as JSON (the text goes to stderr)")
+	profile := profileFlag(fs)
 	fs.Parse(args)
+	stop, err := profile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -59,7 +65,9 @@ type scalePoint struct {
 
 func (p scalePoint) total() time.Duration { return p.Seal + p.Upload + p.Train }
 
-func (p scalePoint) perRow(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(p.Rows) }
+func (p scalePoint) perRow(d time.Duration) float64 {
+	return float64(d) / float64(time.Microsecond) / float64(p.Rows)
+}
 
 // runScale seals the WDBC training rows repeated n times as three Pads, uploads them and
 // trains the SVM on them as a Styx job (SubmitJob --wait until done), for every n, on one node.
