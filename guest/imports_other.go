@@ -46,3 +46,7 @@ func hostGemv(trans, m, n uint32, alpha float64, a, x unsafe.Pointer, beta float
 
 func hostCSVHeader(int32, unsafe.Pointer, uint32) int32 { return -errnoNotInSandbox }
 func hostCSVFloats(int32, unsafe.Pointer, uint32) int32 { return -errnoNotInSandbox }
+
+func hostHingeStep(eta, lambda, bias float64, b, n uint32, xb, lb, w, mean, std, scratch unsafe.Pointer) float64 {
+	return ml.HingeStep(eta, lambda, bias, f64s(xb, b*n), f64s(lb, b), f64s(w, n), f64s(mean, n), f64s(std, n), f64s(scratch, 2*n+b))
+}

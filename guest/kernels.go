@@ -39,6 +39,17 @@ func Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y [
 	hostGemv(t, uint32(m), uint32(n), alpha, fptr(a), fptr(x), beta, fptr(y))
 }
 
+// HingeStep does one fused SVM training step on the host (see ml.HingeStep): xb is a
+// b×n row-major batch, lb its 0/1 labels, w the weights (updated), scratch 2n+b values.
+// It returns the new bias.
+func HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64 {
+	b, n := len(lb), len(w)
+	if len(xb) != b*n || len(mean) != n || len(std) != n || len(scratch) != 2*n+b {
+		panic(fmt.Sprintf("guest: hinge step with %d rows, %d features, x %d, scratch %d", b, n, len(xb), len(scratch)))
+	}
+	return hostHingeStep(eta, lambda, bias, uint32(b), uint32(n), fptr(xb), fptr(lb), fptr(w), fptr(mean), fptr(std), fptr(scratch))
+}
+
 func mustLen(op string, a, b int) {
 	if a != b {
 		panic(fmt.Sprintf("guest: %s of vectors of length %d and %d", op, a, b))
@@ -60,4 +71,9 @@ func (Kernels) Scal(alpha float64, x []float64) { Scal(alpha, x) }
 // Gemv implements ml.Kernels.
 func (Kernels) Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y []float64) {
 	Gemv(trans, m, n, alpha, a, x, beta, y)
+}
+
+// HingeStep implements ml.Kernels.
+func (Kernels) HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64 {
+	return HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch)
 }

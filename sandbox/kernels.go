@@ -20,6 +20,7 @@ func kernelFuncs() []hostFunc {
 		{"axpy", kAxpy, []api.ValueType{i32, f64, i32, i32}, nil},
 		{"scal", kScal, []api.ValueType{i32, f64, i32}, nil},
 		{"gemv", kGemv, []api.ValueType{i32, i32, i32, f64, i32, i32, f64, i32}, nil},
+		{"hinge_step", kHingeStep, []api.ValueType{f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{f64}},
 	}
 }
 
@@ -73,4 +74,19 @@ func kGemv(_ context.Context, mod api.Module, stack []uint64) {
 	a := floats(mod, api.DecodeU32(stack[4]), m*n)
 	x, y := floats(mod, api.DecodeU32(stack[5]), xn), floats(mod, api.DecodeU32(stack[7]), yn)
 	ml.Gemv(trans, int(m), int(n), alpha, a, x, beta, y)
+}
+
+// kHingeStep: hinge_step(eta, lambda, bias, b, n, xb, lb, w, mean, std, scratch) -> bias,
+// one fused SVM step (ml.HingeStep) on a b×n mini-batch; scratch holds 2n+b values.
+func kHingeStep(_ context.Context, mod api.Module, stack []uint64) {
+	eta, lambda, bias := api.DecodeF64(stack[0]), api.DecodeF64(stack[1]), api.DecodeF64(stack[2])
+	b, n := uint64(api.DecodeU32(stack[3])), uint64(api.DecodeU32(stack[4]))
+	if b*n > (1<<32)/8 || 2*n+b > (1<<32)/8 {
+		panic(faultf(ErrGuestFault, "hinge_step on a %d×%d batch", b, n))
+	}
+	ptr := func(i int) uint32 { return api.DecodeU32(stack[i]) }
+	xb, lb := floats(mod, ptr(5), b*n), floats(mod, ptr(6), b)
+	w, mean, std := floats(mod, ptr(7), n), floats(mod, ptr(8), n), floats(mod, ptr(9), n)
+	scratch := floats(mod, ptr(10), 2*n+b)
+	stack[0] = api.EncodeF64(ml.HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch))
 }

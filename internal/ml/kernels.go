@@ -22,6 +22,8 @@ type Kernels interface {
 	// y = alpha*Aᵀ*x + beta*y (trans true: x has m, y has n). A is row-major with m*n
 	// elements.
 	Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y []float64)
+	// HingeStep does one fused SVM training step; see the function [HingeStep].
+	HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64
 }
 
 // Go is the pure-Go implementation of [Kernels]. The sandbox's host kernels call the
@@ -42,6 +44,11 @@ func (Go) Scal(alpha float64, x []float64) { Scal(alpha, x) }
 // Gemv implements [Kernels].
 func (Go) Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y []float64) {
 	Gemv(trans, m, n, alpha, a, x, beta, y)
+}
+
+// HingeStep implements [Kernels].
+func (Go) HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64 {
+	return HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch)
 }
 
 // Dot returns x·y with four partial sums. It panics if the lengths differ.

@@ -102,19 +102,18 @@ func standardisation(k Kernels, d *Dataset) (mean, std []float64) {
 }
 
 type trainer struct {
-	k      Kernels
-	m      *Model
-	cfg    Config
-	d      *Dataset
-	blocks int
-	v, g   []float64 // per-feature scratch: w/σ, then the subgradient
-	z      []float64 // per-row scratch: margins, then hinge coefficients
+	k       Kernels
+	m       *Model
+	cfg     Config
+	d       *Dataset
+	blocks  int
+	scratch []float64 // 2*features + batch values for HingeStep
 }
 
 func newTrainer(k Kernels, m *Model, cfg Config, d *Dataset) *trainer {
 	n := len(m.Weights)
 	return &trainer{k: k, m: m, cfg: cfg, d: d, blocks: (d.Rows() + cfg.Batch - 1) / cfg.Batch,
-		v: make([]float64, n), g: make([]float64, n), z: make([]float64, min(cfg.Batch, d.Rows()))}
+		scratch: make([]float64, 2*n+min(cfg.Batch, d.Rows()))}
 }
 
 func (t *trainer) epoch(order []int) {
@@ -126,22 +125,31 @@ func (t *trainer) epoch(order []int) {
 	}
 }
 
-// step does one subgradient step on the mini-batch of raw rows xb with 0/1 labels lb,
-// as if the rows were standardised: w·x̃ = (w/σ)·x − (w/σ)·μ and
-// Σcᵢx̃ᵢ = (Σcᵢxᵢ − μΣcᵢ)/σ. The two products over the batch go to the kernels; the
-// O(features) work stays in plain loops, cheaper than a host call for small vectors.
+// step does one subgradient step on the mini-batch (one fused kernel call).
 func (t *trainer) step(xb, lb []float64) {
-	m, b := t.m, len(lb)
-	n := len(m.Weights)
+	m := t.m
 	m.Steps++
 	eta := t.cfg.Rate / (1 + t.cfg.Rate*m.Lambda*float64(m.Steps))
-	off := m.Bias
-	for j := range n {
-		t.v[j] = m.Weights[j] / m.Std[j]
-		off -= t.v[j] * m.Mean[j]
+	m.Bias = t.k.HingeStep(eta, m.Lambda, m.Bias, xb, lb, m.Weights, m.Mean, m.Std, t.scratch[:2*len(m.Weights)+len(lb)])
+}
+
+// HingeStep is the reference implementation of [Kernels.HingeStep]: one subgradient step
+// of the L2-regularised hinge loss on the mini-batch of raw rows xb (b×n, row-major) with
+// 0/1 labels lb, as if the rows were standardised with mean and std:
+// w·x̃ = (w/σ)·x − (w/σ)·μ and Σcᵢx̃ᵢ = (Σcᵢxᵢ − μΣcᵢ)/σ. It updates w in place and
+// returns the new bias; scratch holds 2n+b values.
+func HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64 {
+	b, n := len(lb), len(w)
+	if len(xb) != b*n || len(mean) != n || len(std) != n || len(scratch) != 2*n+b {
+		panic(fmt.Sprintf("ml: hinge step with %d rows, %d features, x %d, scratch %d", b, n, len(xb), len(scratch)))
 	}
-	z := t.z[:b]
-	t.k.Gemv(false, b, n, 1, xb, t.v, 0, z)
+	v, g, z := scratch[:n:n], scratch[n:2*n:2*n], scratch[2*n:]
+	off := bias
+	for j := range n {
+		v[j] = w[j] / std[j]
+		off -= v[j] * mean[j]
+	}
+	Gemv(false, b, n, 1, xb, v, 0, z)
 	sum := 0.0
 	for i, l := range lb {
 		y, c := 2*l-1, 0.0
@@ -151,11 +159,10 @@ func (t *trainer) step(xb, lb []float64) {
 		}
 		z[i] = c
 	}
-	t.k.Gemv(true, b, n, 1, xb, z, 0, t.g)
-	decay, rate := 1-eta*m.Lambda, eta/float64(b)
+	Gemv(true, b, n, 1, xb, z, 0, g)
+	decay, rate := 1-eta*lambda, eta/float64(b)
 	for j := range n {
-		g := (t.g[j] - m.Mean[j]*sum) / m.Std[j]
-		m.Weights[j] = decay*m.Weights[j] + rate*g
+		w[j] = decay*w[j] + rate*(g[j]-mean[j]*sum)/std[j]
 	}
-	m.Bias += eta * sum / float64(b)
+	return bias + eta*sum/float64(b)
 }
