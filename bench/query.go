@@ -92,6 +92,10 @@ func runQuery(ctx context.Context, out io.Writer, o queryOpts) (*report, error) 
 	if err != nil {
 		return nil, err
 	}
+	seq, err := sequential(ctx, b, model, styx, func() error { return bare.query(0, query) })
+	if err != nil {
+		return nil, err
+	}
 	var sRes, bRes loadResult
 	for range o.rounds {
 		r, err := load(o.conc, o.dur, o.max, styx)
@@ -105,7 +109,7 @@ func runQuery(ctx context.Context, out io.Writer, o queryOpts) (*report, error) 
 		bRes.add(r)
 	}
 	b.Engine.FlushQueries(ctx)
-	r := queryReport(out, o, sRes, bRes)
+	r := queryReport(out, o, sRes, bRes, seq)
 	r.Machine = m
 	return r, nil
 }
@@ -209,7 +213,32 @@ func load(conc int, dur time.Duration, maxN int, do func(worker int) error) (loa
 	return r, firstErr
 }
 
-func queryReport(out io.Writer, o queryOpts, s, b loadResult) *report {
+// sequential measures one client's latency, one call at a time: a signed API round trip that
+// reads the model's metadata, a query through Styx, a query to the bare server.
+func sequential(ctx context.Context, b *benchNode, model string, styx func(int) error, bare func() error) ([3]durations, error) {
+	var d [3]durations
+	c, err := b.client(ctx, b.queriers[0])
+	if err != nil {
+		return d, err
+	}
+	for range 200 {
+		for i, f := range []func() error{func() error { _, err := c.Pad(ctx, model); return err }, func() error { return styx(0) }, bare} {
+			t, err := timed(f)
+			if err != nil {
+				return d, err
+			}
+			d[i] = append(d[i], t)
+		}
+	}
+	return d, nil
+}
+
+func queryReport(out io.Writer, o queryOpts, s, b loadResult, seq [3]durations) *report {
+	fmt.Fprintln(out, "one client, one call at a time (200 calls each):")
+	fmt.Fprintln(out, seq[0].line("  signed round trip (model info)"))
+	fmt.Fprintln(out, seq[1].line("  query through Styx"))
+	fmt.Fprintln(out, seq[2].line("  query to the bare TLS server"))
+	fmt.Fprintf(out, "\n%d concurrent clients:\n", o.conc)
 	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries)\n", "Styx (policy, counter, audit, HPKE)", s.qps(), s.n)
 	fmt.Fprintln(out, s.lat.line("  latency"))
 	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries)\n", "bare net/http + TLS, same model", b.qps(), b.n)
@@ -221,5 +250,6 @@ func queryReport(out io.Writer, o queryOpts, s, b loadResult) *report {
 	return &report{Section: "query", Params: map[string]any{"concurrency": o.conc, "rows": o.rows, "rounds": o.rounds,
 		"duration": o.dur.String(), "max": o.max},
 		Figures: map[string]any{"styx_qps": s.qps(), "bare_qps": b.qps(), "styx_latency": s.lat.figures(),
-			"bare_latency": b.lat.figures(), "ratio": ratio}, Goals: []goal{g}}
+			"bare_latency": b.lat.figures(), "ratio": ratio,
+			"sequential": map[string]any{"rtt": seq[0].figures(), "styx": seq[1].figures(), "bare": seq[2].figures()}}, Goals: []goal{g}}
 }
