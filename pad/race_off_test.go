@@ -1,0 +1,5 @@
+//go:build !race
+
+package pad
+
+const raceEnabled = false
