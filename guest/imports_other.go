@@ -50,3 +50,7 @@ func hostCSVFloats(int32, unsafe.Pointer, uint32) int32 { return -errnoNotInSand
 func hostHingeStep(eta, lambda, bias float64, b, n uint32, xb, lb, w, mean, std, scratch unsafe.Pointer) float64 {
 	return ml.HingeStep(eta, lambda, bias, f64s(xb, b*n), f64s(lb, b), f64s(w, n), f64s(mean, n), f64s(std, n), f64s(scratch, 2*n+b))
 }
+
+func hostColVar(m, n uint32, a, mean, out unsafe.Pointer) {
+	ml.ColVar(int(m), int(n), f64s(a, m*n), f64s(mean, n), f64s(out, n))
+}

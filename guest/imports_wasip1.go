@@ -46,6 +46,9 @@ func hostScal(n uint32, alpha float64, x unsafe.Pointer)
 //go:wasmimport styx gemv
 func hostGemv(trans, m, n uint32, alpha float64, a, x unsafe.Pointer, beta float64, y unsafe.Pointer)
 
+//go:wasmimport styx colvar
+func hostColVar(m, n uint32, a, mean, out unsafe.Pointer)
+
 //go:wasmimport styx hinge_step
 func hostHingeStep(eta, lambda, bias float64, b, n uint32, xb, lb, w, mean, std, scratch unsafe.Pointer) float64
 

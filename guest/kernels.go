@@ -39,6 +39,14 @@ func Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y [
 	hostGemv(t, uint32(m), uint32(n), alpha, fptr(a), fptr(x), beta, fptr(y))
 }
 
+// ColVar computes out[j] = Σᵢ (A[i][j] − mean[j])² on the host for a row-major m×n A.
+func ColVar(m, n int, a, mean, out []float64) {
+	if m < 0 || n < 0 || len(a) != m*n || len(mean) != n || len(out) != n {
+		panic(fmt.Sprintf("guest: colvar %d×%d with a %d", m, n, len(a)))
+	}
+	hostColVar(uint32(m), uint32(n), fptr(a), fptr(mean), fptr(out))
+}
+
 // HingeStep does one fused SVM training step on the host (see ml.HingeStep): xb is a
 // b×n row-major batch, lb its 0/1 labels, w the weights (updated), scratch 2n+b values.
 // It returns the new bias.
@@ -77,3 +85,6 @@ func (Kernels) Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta fl
 func (Kernels) HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64 {
 	return HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch)
 }
+
+// ColVar implements ml.Kernels.
+func (Kernels) ColVar(m, n int, a, mean, out []float64) { ColVar(m, n, a, mean, out) }

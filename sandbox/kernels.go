@@ -20,6 +20,7 @@ func kernelFuncs() []hostFunc {
 		{"axpy", kAxpy, []api.ValueType{i32, f64, i32, i32}, nil},
 		{"scal", kScal, []api.ValueType{i32, f64, i32}, nil},
 		{"gemv", kGemv, []api.ValueType{i32, i32, i32, f64, i32, i32, f64, i32}, nil},
+		{"colvar", kColVar, []api.ValueType{i32, i32, i32, i32, i32}, nil},
 		{"hinge_step", kHingeStep, []api.ValueType{f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{f64}},
 	}
 }
@@ -89,4 +90,15 @@ func kHingeStep(_ context.Context, mod api.Module, stack []uint64) {
 	w, mean, std := floats(mod, ptr(7), n), floats(mod, ptr(8), n), floats(mod, ptr(9), n)
 	scratch := floats(mod, ptr(10), 2*n+b)
 	stack[0] = api.EncodeF64(ml.HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch))
+}
+
+// kColVar: colvar(m, n, a, mean, out): out[j] = Σᵢ (a[i][j] − mean[j])².
+func kColVar(_ context.Context, mod api.Module, stack []uint64) {
+	m, n := uint64(api.DecodeU32(stack[0])), uint64(api.DecodeU32(stack[1]))
+	if m*n > (1<<32)/8 {
+		panic(faultf(ErrGuestFault, "colvar of a %d×%d matrix", m, n))
+	}
+	a := floats(mod, api.DecodeU32(stack[2]), m*n)
+	mean, out := floats(mod, api.DecodeU32(stack[3]), n), floats(mod, api.DecodeU32(stack[4]), n)
+	ml.ColVar(int(m), int(n), a, mean, out)
 }

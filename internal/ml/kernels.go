@@ -22,6 +22,8 @@ type Kernels interface {
 	// y = alpha*Aᵀ*x + beta*y (trans true: x has m, y has n). A is row-major with m*n
 	// elements.
 	Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y []float64)
+	// ColVar computes out[j] = Σᵢ (A[i][j] − mean[j])² for a row-major m×n matrix A.
+	ColVar(m, n int, a, mean, out []float64)
 	// HingeStep does one fused SVM training step; see the function [HingeStep].
 	HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64
 }
@@ -44,6 +46,25 @@ func (Go) Scal(alpha float64, x []float64) { Scal(alpha, x) }
 // Gemv implements [Kernels].
 func (Go) Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta float64, y []float64) {
 	Gemv(trans, m, n, alpha, a, x, beta, y)
+}
+
+// ColVar implements [Kernels].
+func (Go) ColVar(m, n int, a, mean, out []float64) { ColVar(m, n, a, mean, out) }
+
+// ColVar computes out[j] = Σᵢ (A[i][j] − mean[j])² for a row-major m×n matrix A. It
+// panics if a dimension does not match.
+func ColVar(m, n int, a, mean, out []float64) {
+	if m < 0 || n < 0 || len(a) != m*n || len(mean) != n || len(out) != n {
+		panic(fmt.Sprintf("ml: colvar of a %d×%d matrix with %d elements", m, n, len(a)))
+	}
+	clear(out)
+	for i := range m {
+		row := a[i*n : (i+1)*n : (i+1)*n]
+		for j, v := range row {
+			d := v - mean[j]
+			out[j] += d * d
+		}
+	}
 }
 
 // HingeStep implements [Kernels].

@@ -87,11 +87,7 @@ func standardisation(k Kernels, d *Dataset) (mean, std []float64) {
 		ones[i] = 1
 	}
 	k.Gemv(true, d.Rows(), n, 1/rows, d.X, ones, 0, mean) // mean = Xᵀ·1/rows
-	for i := range d.Rows() {
-		for j, v := range d.Row(i) {
-			std[j] += (v - mean[j]) * (v - mean[j])
-		}
-	}
+	k.ColVar(d.Rows(), n, d.X, mean, std)
 	for j := range std {
 		std[j] = math.Sqrt(std[j] / rows)
 		if !(std[j] > 1e-12) {
