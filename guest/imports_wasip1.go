@@ -34,6 +34,9 @@ func hostQueryRequest(buf unsafe.Pointer, capacity uint32) int32
 //go:wasmimport styx query_respond
 func hostQueryRespond(buf unsafe.Pointer, n uint32) int32
 
+//go:wasmimport styx query_open
+func hostQueryOpen() int32
+
 //go:wasmimport styx dot
 func hostDot(n uint32, x, y unsafe.Pointer) float64
 

@@ -35,6 +35,25 @@ func OpenTable(name string) (*Frame, error) {
 	return t, nil
 }
 
+// OpenQueryTable opens the current query (inside a [Handler]) as a numeric table parsed
+// natively by the host. The table closes when the query ends.
+func OpenQueryTable() (*Frame, error) {
+	h := hostQueryOpen()
+	if h < 0 {
+		return nil, fmt.Errorf("query: %w", errno(h))
+	}
+	f := &file{h: h, name: "query"}
+	b, err := fetch(func(p unsafe.Pointer, c uint32) int32 { return hostCSVHeader(f.h, p, c) })
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	t := &Frame{f: f}
+	if err := json.Unmarshal(b, &t.header); err != nil {
+		return nil, fmt.Errorf("query: header: %w", err)
+	}
+	return t, nil
+}
+
 // Header returns the column names.
 func (t *Frame) Header() []string { return t.header }
 

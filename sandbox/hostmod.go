@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ func hostFuncs() []hostFunc {
 		{"log", hLog, []api.ValueType{i32, i32}, nil},
 		{"query_request", hQueryRequest, []api.ValueType{i32, i32}, []api.ValueType{i32}},
 		{"query_respond", hQueryRespond, []api.ValueType{i32, i32}, []api.ValueType{i32}},
+		{"query_open", hQueryOpen, nil, []api.ValueType{i32}},
 	}, append(kernelFuncs(), tableFuncs()...)...)
 }
 
@@ -232,4 +234,19 @@ func hQueryRespond(ctx context.Context, m api.Module, stack []uint64) {
 	st.resp = append(st.resp[:0], b...)
 	st.responded = true
 	stack[0] = 0
+}
+
+// hQueryOpen: query_open() -> handle. Opens the current query as an input (e.g. to parse
+// it as a table with csv_header/csv_floats); the handle closes when the query ends.
+func hQueryOpen(ctx context.Context, m api.Module, stack []uint64) {
+	st := stateOf(ctx)
+	if st.req == nil {
+		stack[0] = api.EncodeI32(-errnoNoQuery)
+		return
+	}
+	id := st.add(&handle{name: "query", r: bytes.NewReader(st.req)})
+	if id > 0 {
+		st.queryHandles = append(st.queryHandles, id)
+	}
+	stack[0] = api.EncodeI32(id)
 }

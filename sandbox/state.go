@@ -32,9 +32,10 @@ type run struct {
 	stderrTail         []byte // last bytes of stderr, to find a marker split across writes
 	oom                bool   // the guest's runtime reported running out of memory
 
-	req       []byte // current query, nil outside a query
-	resp      []byte
-	responded bool
+	req          []byte  // current query, nil outside a query
+	queryHandles []int32 // handles opened on the current query
+	resp         []byte
+	responded    bool
 }
 
 type handle struct {
@@ -75,6 +76,15 @@ func (s *run) closeAll() error {
 		delete(s.handles, id)
 	}
 	return errors.Join(errs...)
+}
+
+// endQuery closes the handles opened on the query that just ended.
+func (s *run) endQuery() {
+	for _, id := range s.queryHandles {
+		delete(s.handles, id)
+	}
+	s.queryHandles = s.queryHandles[:0]
+	s.req = nil
 }
 
 func (h *handle) close() error {

@@ -58,7 +58,7 @@ func (in *Instance) Query(ctx context.Context, req []byte) ([]byte, error) {
 	}
 	st := in.st
 	st.req, st.resp, st.responded = append(make([]byte, 0, len(req)), req...), st.resp[:0], false
-	defer func() { st.req = nil }()
+	defer st.endQuery()
 	callCtx, cancel := context.WithTimeout(context.WithValue(ctx, runKey{}, st), in.cfg.Timeout)
 	defer cancel()
 	res, err := in.query.Call(callCtx)

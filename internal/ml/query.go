@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 )
 
 // MaxQueryRows caps the rows of one query.
@@ -26,14 +27,49 @@ func (m *Model) Answer(req []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := struct {
-		Predictions []Prediction `json:"predictions"`
-	}{make([]Prediction, len(rows))}
-	for i, x := range rows {
-		s := m.Score(x)
-		out.Predictions[i] = Prediction{Label: m.Predict(x), Score: s}
+	return m.answerRows(rows)
+}
+
+// AnswerTable answers a query already parsed as a table (header and row-major values,
+// for example by the sandbox host); columns are matched by name as in [Model.Answer].
+func (m *Model) AnswerTable(header []string, values []float64) ([]byte, error) {
+	w := len(header)
+	if w == 0 || len(values)%w != 0 || len(values) == 0 || len(values)/w > MaxQueryRows {
+		return nil, fmt.Errorf("%w: query table of %d values for %d columns", ErrFormat, len(values), w)
 	}
-	return json.Marshal(out)
+	idx := make([]int, len(m.Features))
+	for j, f := range m.Features {
+		if idx[j] = slices.Index(header, f); idx[j] < 0 {
+			return nil, fmt.Errorf("%w: query lacks feature %q", ErrFormat, f)
+		}
+	}
+	rows := make([][]float64, len(values)/w)
+	for i := range rows {
+		rows[i] = make([]float64, len(idx))
+		for j, c := range idx {
+			rows[i][j] = values[i*w+c]
+		}
+	}
+	return m.answerRows(rows)
+}
+
+func (m *Model) answerRows(rows [][]float64) ([]byte, error) {
+	b := append(make([]byte, 0, 32*len(rows)+20), `{"predictions":[`...)
+	for i, x := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		s := m.Score(x)
+		if !finite(s) {
+			return nil, fmt.Errorf("%w: score of row %d is not finite", ErrFormat, i)
+		}
+		b = append(b, `{"label":`...)
+		b = strconv.AppendFloat(b, m.Predict(x), 'g', -1, 64)
+		b = append(b, `,"score":`...)
+		b = strconv.AppendFloat(b, s, 'g', -1, 64)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
 }
 
 // ParseQuery returns the query's rows in the model's feature order.

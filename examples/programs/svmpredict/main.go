@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 
 	"github.com/styx-tee/styx/guest"
@@ -37,7 +38,18 @@ func answer(req []byte) ([]byte, error) {
 	if model == nil {
 		return nil, errors.Join(errors.New("no model"), loadErr)
 	}
-	return model.Answer(req)
+	if t := bytes.TrimSpace(req); len(t) > 0 && t[0] == '{' {
+		return model.Answer(req) // JSON: parsed in the guest
+	}
+	t, err := guest.OpenQueryTable() // CSV: parsed natively by the host
+	if err != nil {
+		return nil, err
+	}
+	values, err := t.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	return model.AnswerTable(t.Header(), values)
 }
 
 func main() {}
