@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/styx-tee/styx/cluster"
+	stpolicy "github.com/styx-tee/styx/policy"
 	"io"
 	"os"
 	"path/filepath"
@@ -41,6 +43,13 @@ func runPadSeal(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	pq := fs.Bool("pq", false, "wrap the data key with the post-quantum hybrid ML-KEM-768+X25519")
 	contentType := fs.String("content-type", pad.DefaultContentType, "media `TYPE` of the payload")
 	out := fs.String("o", "", "write the Pad to `OUT` (default: stdout)")
+	toCluster := fs.String("to-cluster", "", "seal to the Styx cluster whose attestation `BUNDLE` verifies (with --reference)")
+	noOut := ""
+	af := attestFlags{
+		reference:      fs.String("reference", "", "reference values `FILE` the --to-cluster bundle must meet (see docs/attestation.md)"),
+		allowSimulated: fs.Bool("allow-simulated", false, "accept a simulated cluster, which has no hardware protection (development only)"),
+		out:            &noOut,
+	}
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -59,9 +68,22 @@ func runPadSeal(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	if err != nil {
 		return err
 	}
+	if err := lintPolicy(e, *policyPath, policy, key); err != nil {
+		return err
+	}
 	recipients, err := parseRecipients(key, to, toFiles)
 	if err != nil {
 		return err
+	}
+	if *toCluster != "" {
+		cl, err := verifyCluster(e, af, *toCluster)
+		if err != nil {
+			return err
+		}
+		recipients = append(recipients, cl)
+		if len(recipients) > pad.MaxWraps {
+			return fmt.Errorf("%d recipients (the owner and the cluster included); a Pad holds at most %d", len(recipients), pad.MaxWraps)
+		}
 	}
 	in, size, cleanup, err := openSealInput(e, fs.Arg(0))
 	if err != nil {
@@ -128,8 +150,7 @@ func parseRecipients(owner *party.Key, to, files []string) ([]*party.Identity, e
 	return recipients, nil
 }
 
-// checkPolicy is the hook where a policy is vetted before it is sealed into a Pad. Today it only
-// refuses an empty policy; policy linting will be added here.
+// checkPolicy refuses an empty policy; lintPolicy then validates and lints a Styx policy.
 func checkPolicy(path string, data []byte) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return fmt.Errorf("policy %s is empty: a Pad must carry a policy", path)
@@ -305,4 +326,41 @@ func writeOutput(e *env, path string, mode os.FileMode, write func(io.Writer) er
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// lintPolicy validates a Styx policy document before it is sealed (an invalid policy would make
+// a Pad no node accepts) and prints its lint warnings.
+func lintPolicy(e *env, path string, data []byte, owner *party.Key) error {
+	if t := policyType(path); t != "application/styx-policy+yaml" && t != "application/styx-policy+json" {
+		return nil
+	}
+	warnings, err := stpolicy.Lint(data)
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", path, err)
+	}
+	if p, err := stpolicy.Parse(data); err == nil && p.Owner() != owner.Identity().ID() {
+		return fmt.Errorf("policy %s names owner %s, but the Pad would be signed by %s; no node would accept it", path, p.Owner(), owner.Identity().ID())
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(e.stderr, "warning: %s:%s\n", path, w)
+	}
+	return nil
+}
+
+// verifyCluster verifies an attestation bundle offline against the reference values before
+// anything is wrapped to the cluster it names.
+func verifyCluster(e *env, af attestFlags, bundle string) (*party.Identity, error) {
+	ref, err := af.load()
+	if err != nil {
+		return nil, fmt.Errorf("--to-cluster: %w", err)
+	}
+	id, claims, err := cluster.VerifyBundleFile(bundle, ref)
+	if err != nil {
+		return nil, fmt.Errorf("--to-cluster %s: %w", bundle, err)
+	}
+	fmt.Fprintf(e.stderr, "sealing to attested cluster %s (%s)\n", id.ID(), claims)
+	if claims.Simulated {
+		fmt.Fprintln(e.stderr, "WARNING: the cluster is SIMULATED: it has no hardware protection; never seal real data to it")
+	}
+	return id, nil
 }
