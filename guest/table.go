@@ -1,9 +1,9 @@
 package guest
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"unsafe"
 )
 
@@ -27,12 +27,7 @@ func OpenTable(name string) (*Frame, error) {
 		f.Close()
 		return nil, fmt.Errorf("table %q: %w", name, err)
 	}
-	t := &Frame{f: f}
-	if err := json.Unmarshal(b, &t.header); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("table %q: header: %w", name, err)
-	}
-	return t, nil
+	return &Frame{f: f, header: splitHeader(b)}, nil
 }
 
 // OpenQueryTable opens the current query (inside a [Handler]) as a numeric table parsed
@@ -47,11 +42,13 @@ func OpenQueryTable() (*Frame, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
-	t := &Frame{f: f}
-	if err := json.Unmarshal(b, &t.header); err != nil {
-		return nil, fmt.Errorf("query: header: %w", err)
-	}
-	return t, nil
+	return &Frame{f: f, header: splitHeader(b)}, nil
+}
+
+// splitHeader decodes the host's header: names each followed by a NUL byte.
+func splitHeader(b []byte) []string {
+	names := strings.Split(string(b), "\x00")
+	return names[:len(names)-1]
 }
 
 // Header returns the column names.
@@ -73,7 +70,7 @@ func (t *Frame) ReadFloats(dst []float64) (int, error) {
 // ReadAll returns every remaining value, row-major. The host writes straight into the
 // result, which doubles when full.
 func (t *Frame) ReadAll() ([]float64, error) {
-	out := make([]float64, 0, max(len(t.header), 1)*4096)
+	out := make([]float64, 0, max(len(t.header), 1)*64)
 	for {
 		if cap(out)-len(out) < len(t.header) {
 			out = append(make([]float64, 0, 2*cap(out)), out...)

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -56,8 +55,7 @@ func hCSVHeader(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = api.EncodeI32(-h.table.err)
 		return
 	}
-	b, _ := json.Marshal(h.table.header)
-	copyOut(m, stack[1:], b)
+	copyOut(m, stack[1:], h.table.headerBytes())
 	stack[0] = stack[1]
 }
 
@@ -73,8 +71,21 @@ func newTable(r io.Reader) *table {
 	default:
 		t.header = append([]string(nil), rec...)
 		t.width = len(rec)
+		for _, name := range rec {
+			if strings.IndexByte(name, 0) >= 0 {
+				t.header, t.err = nil, errnoFormat
+			}
+		}
 	}
 	return t
+}
+
+func (t *table) headerBytes() []byte {
+	var b []byte
+	for _, name := range t.header {
+		b = append(append(b, name...), 0)
+	}
+	return b
 }
 
 // hCSVFloats: csv_floats(h, dst, n) -> count. Parses whole rows into dst (n float64
