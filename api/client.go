@@ -43,8 +43,17 @@ type Client struct {
 	retries int
 	now     func() time.Time
 
-	mu       sync.Mutex
-	audience string
+	mu        sync.Mutex
+	audience  string
+	simulated bool
+}
+
+// Simulated reports whether any answer so far came from a node on the simulated TEE (it says
+// so in every response). Such a node protects nothing: callers should say so to their users.
+func (c *Client) Simulated() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.simulated
 }
 
 // maxJSONResponse caps a JSON response a client reads.
@@ -142,6 +151,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			}
 		}
 		resp, err := c.send(ctx, method, path, q, body, size, sum, ctype, aud)
+		if err == nil && resp.Header.Get(TEEHeader) == "simulated" {
+			c.mu.Lock()
+			c.simulated = true
+			c.mu.Unlock()
+		}
 		if err == nil && !retryable(resp.StatusCode) {
 			return resp, checkStatus(resp)
 		}

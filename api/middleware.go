@@ -24,6 +24,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lw := &logWriter{ResponseWriter: w}
 	securityHeaders(lw.Header(), r.TLS != nil)
+	if f.s.cfg.Simulated {
+		lw.Header().Set(TEEHeader, "simulated")
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -36,6 +36,9 @@ type Config struct {
 	StreamTimeout   time.Duration // read/write deadline of upload and release routes; default 1 hour
 
 	Now func() time.Time // clock; nil: time.Now
+	// Simulated marks every response with "Styx-TEE: simulated": the node runs on the simulated
+	// TEE, and everything it returns must say so.
+	Simulated bool
 }
 
 // Default limits.
@@ -61,6 +64,9 @@ type Server struct {
 	verify  *verifier
 	handler http.Handler
 }
+
+// TEEHeader is the response header by which a node on the simulated TEE marks every answer.
+const TEEHeader = "Styx-TEE"
 
 // NewServer checks cfg, fills its defaults and builds the route table.
 func NewServer(cfg Config) (*Server, error) {

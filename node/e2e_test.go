@@ -178,6 +178,9 @@ func TestEndToEnd(t *testing.T) {
 		if _, _, err := r.Verify(n.Cluster.Identity().SigningKey()); err != nil {
 			t.Fatalf("receipt: %v", err)
 		}
+		if !h1.Simulated() {
+			t.Fatal("answers of a simulated node are not marked simulated")
+		}
 		if !r.Claims.TEE.Simulated || len(r.Claims.Inputs) != 2 || r.Claims.Outputs[0].Pad != model {
 			t.Fatalf("receipt claims: %+v", r.Claims)
 		}

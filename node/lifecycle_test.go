@@ -68,10 +68,14 @@ func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // startNodeWith is startNode with the test's clock and a fast re-check of running jobs.
 func startNodeWith(t *testing.T, dir string, clock *testClock) *testNode {
+	return startNodeRecheck(t, dir, clock, 5*time.Millisecond)
+}
+
+func startNodeRecheck(t *testing.T, dir string, clock *testClock, recheck time.Duration) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := Open(ctx, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t),
-		Now: clock.Now, Recheck: 5 * time.Millisecond, Workers: 2})
+		Now: clock.Now, Recheck: recheck, Workers: 2})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -100,8 +104,12 @@ type lifecycleWorld struct {
 }
 
 func newLifecycleWorld(t *testing.T) *lifecycleWorld {
+	return newLifecycleWorldRecheck(t, 5*time.Millisecond)
+}
+
+func newLifecycleWorldRecheck(t *testing.T, recheck time.Duration) *lifecycleWorld {
 	w := &lifecycleWorld{dir: t.TempDir(), clock: &testClock{}}
-	w.n = startNodeWith(t, w.dir, w.clock)
+	w.n = startNodeRecheck(t, w.dir, w.clock, recheck)
 	w.h1k, w.h2k, w.clinicK = newKey(t), newKey(t), newKey(t)
 	w.connect(t)
 	w.train = addProgram(t, w.h1, "examples/programs/svmtrain", false)
@@ -250,14 +258,24 @@ func csvRows(n int) []byte {
 	return b.Bytes()
 }
 
+// TestMidJobExpiryAborts expires an input while a job reads it: once with the watchdog
+// re-checking every few milliseconds, once with only the per-read check (the watchdog's
+// interval an hour), which must abort the job on its own.
 func TestMidJobExpiryAborts(t *testing.T) {
-	w := newLifecycleWorld(t)
-	expires := w.clock.Now().Add(30 * time.Second).UTC().Truncate(time.Second).Format(time.RFC3339)
-	p := w.upload(t, w.h1k, w.h1, "lifecycle: {expires: "+expires+"}", csvRows(20))
-	id := w.startSlow(t, w.h1, p.ID)
-	w.clock.advance(45 * time.Second)
-	st := w.wait(t, w.h1, id)
-	w.mustAbort(t, st, w.h1, p.ID, "expired")
+	for _, tc := range []struct {
+		name    string
+		recheck time.Duration
+	}{{"watchdog", 5 * time.Millisecond}, {"per-read check", time.Hour}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newLifecycleWorldRecheck(t, tc.recheck)
+			expires := w.clock.Now().Add(30 * time.Second).UTC().Truncate(time.Second).Format(time.RFC3339)
+			p := w.upload(t, w.h1k, w.h1, "lifecycle: {expires: "+expires+"}", csvRows(20))
+			id := w.startSlow(t, w.h1, p.ID)
+			w.clock.advance(45 * time.Second)
+			st := w.wait(t, w.h1, id)
+			w.mustAbort(t, st, w.h1, p.ID, "expired")
+		})
+	}
 }
 
 func TestMidJobRevocationAborts(t *testing.T) {

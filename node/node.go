@@ -260,7 +260,8 @@ func (n *Node) openAPI() error {
 	if err != nil {
 		return err
 	}
-	n.API, err = api.NewServer(api.Config{Service: n.Engine, Attestation: n.Cluster.Handler(), TLS: tlsCfg, Logger: n.cfg.Logger, Now: n.cfg.Now})
+	n.API, err = api.NewServer(api.Config{Service: n.Engine, Attestation: n.Cluster.Handler(), TLS: tlsCfg,
+		Logger: n.cfg.Logger, Now: n.cfg.Now, Simulated: n.Claims.Simulated})
 	return err
 }
 

@@ -145,5 +145,9 @@ func withClient(e *env, fs *flag.FlagSet, args []string, cf *clientFlags, nargs 
 	if err != nil {
 		return err
 	}
-	return apiError(f(c, key))
+	err = apiError(f(c, key))
+	if c.Simulated() {
+		fmt.Fprintln(e.stderr, "note: the node runs on a SIMULATED TEE: no hardware protection (development only)")
+	}
+	return err
 }
