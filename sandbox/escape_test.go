@@ -33,6 +33,10 @@ var (
 	dotFn   = wasmFunc{"styx", "dot", []byte{tI32, tI32, tI32}, []byte{tF64}}
 	gemvFn  = wasmFunc{"styx", "gemv", []byte{tI32, tI32, tI32, tF64, tI32, tI32, tF64, tI32}, nil}
 	queryFn = wasmFunc{"styx", "query_respond", []byte{tI32, tI32}, []byte{tI32}}
+	qopenFn = wasmFunc{"styx", "query_open", nil, []byte{tI32}}
+	colvFn  = wasmFunc{"styx", "colvar", []byte{tI32, tI32, tI32, tI32, tI32}, nil}
+	hingeFn = wasmFunc{"styx", "hinge_step", []byte{tF64, tF64, tF64, tI32, tI32, tI32, tI32, tI32, tI32, tI32, tI32}, []byte{tF64}}
+	csvFFn  = wasmFunc{"styx", "csv_floats", []byte{tI32, tI32, tI32}, []byte{tI32}}
 )
 
 func catalogue() []hostileCase {
@@ -59,6 +63,17 @@ func catalogue() []hostileCase {
 		{name: "gemv with overflowing dimensions", wasm: raw(module([]wasmFunc{gemvFn},
 			cat(i32c(0), i32c(-1), i32c(-1), f64c(0), i32c(0), i32c(0), f64c(0), i32c(0), call(0)))), want: []error{ErrGuestFault}},
 		{name: "query call outside a query", wasm: raw(module([]wasmFunc{queryFn}, cat(i32c(0), i32c(0), call(0), drop()))), want: nil},
+		{name: "query_open outside a query", wasm: raw(module([]wasmFunc{qopenFn}, cat(call(0), drop()))), want: nil},
+		{name: "colvar past the end of memory", wasm: raw(module([]wasmFunc{colvFn},
+			cat(i32c(4096), i32c(30), i32c(0), i32c(0), i32c(0), call(0)))), want: []error{ErrGuestFault}},
+		{name: "hinge_step with a scratch past the end", wasm: raw(module([]wasmFunc{hingeFn},
+			cat(f64c(0), f64c(0), f64c(0), i32c(2), i32c(2), i32c(0), i32c(64), i32c(128), i32c(160), i32c(192), i32c(65528), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "hinge_step with overflowing dimensions", wasm: raw(module([]wasmFunc{hingeFn},
+			cat(f64c(0), f64c(0), f64c(0), i32c(-1), i32c(-1), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "csv_floats past the end of memory", wasm: raw(module([]wasmFunc{csvFFn},
+			cat(i32c(1), i32c(65536), i32c(1), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "hinge_step on an empty batch", wasm: raw(module([]wasmFunc{hingeFn},
+			cat(f64c(0), f64c(0), f64c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), call(0), drop()))), want: nil},
 		{name: "trap", wasm: raw(module(nil, []byte{0x00})), want: []error{ErrGuestFault}}, // unreachable
 	}
 }
