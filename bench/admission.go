@@ -87,10 +87,10 @@ func runAdmission(ctx context.Context, out io.Writer, runs int) (*report, error)
 			Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}, Wait: wait}
 	}
 	c := b.clients[0]
-	var rtt, explain, admit, job, bare durations
-	step := func(sample *durations, f func() error) error {
-		d, err := timed(f)
-		*sample = append(*sample, d)
+	var rtt, explain, admit, job, bare []cost
+	step := func(sample *[]cost, f func() error) error {
+		c, err := measured(f)
+		*sample = append(*sample, c)
 		return err
 	}
 	for i := range runs + 3 { // three warm-up runs, not kept
@@ -123,14 +123,15 @@ func runAdmission(ctx context.Context, out io.Writer, runs int) (*report, error)
 	return r, nil
 }
 
-func admissionReport(out io.Writer, runs int, rtt, explain, admit, job, bare durations) *report {
+func admissionReport(out io.Writer, runs int, rttC, explainC, admitC, jobC, bareC []cost) *report {
+	rtt, explain, admit, job, bare := walls(rttC), walls(explainC), walls(admitC), walls(jobC), walls(bareC)
 	for _, l := range []struct {
 		name string
-		d    durations
-	}{{"signed API round trip (read one Pad)", rtt}, {"explain (dry-run admission)", explain},
-		{"admission: SubmitJob until queued", admit}, {"whole job: SubmitJob --wait until done", job},
-		{"same program on plaintext in the sandbox", bare}} {
-		fmt.Fprintln(out, l.d.line(l.name))
+		d    []cost
+	}{{"signed API round trip (read one Pad)", rttC}, {"explain (dry-run admission)", explainC},
+		{"admission: SubmitJob until queued", admitC}, {"whole job: SubmitJob --wait until done", jobC},
+		{"same program on plaintext in the sandbox", bareC}} {
+		fmt.Fprintf(out, "%s   CPU p50 %6.2f ms\n", walls(l.d).line(l.name), ms(cpus(l.d).pct(50)))
 	}
 	extra := job.pct(50) - bare.pct(50)
 	fmt.Fprintf(out, "\nadmission checks beyond a signed round trip   p50 %8.2f ms\n", ms(admit.pct(50)-rtt.pct(50)))
@@ -147,7 +148,9 @@ func admissionReport(out io.Writer, runs int, rtt, explain, admit, job, bare dur
 	}
 	return &report{Section: "admission", Params: map[string]any{"runs": runs, "inputs": 3, "program": "rowcount"},
 		Figures: map[string]any{"rtt": rtt.figures(), "explain": explain.figures(), "admit": admit.figures(),
-			"job": job.figures(), "plain": bare.figures(), "job_extra_p50_ms": ms(extra)}, Goals: goals}
+			"job": job.figures(), "plain": bare.figures(), "job_extra_p50_ms": ms(extra),
+			"cpu_p50_ms": map[string]float64{"rtt": ms(cpus(rttC).pct(50)), "explain": ms(cpus(explainC).pct(50)),
+				"admit": ms(cpus(admitC).pct(50)), "job": ms(cpus(jobC).pct(50)), "plain": ms(cpus(bareC).pct(50))}}, Goals: goals}
 }
 
 // plainRunner runs an example program in its own sandbox on plaintext shares, compiled once
