@@ -43,12 +43,12 @@ func benchAll(fs *flag.FlagSet, args []string) error {
 		{"pad", func() (*report, error) {
 			return padSection(out, []string{"-size", []string{"256MiB", "64MiB"}[q(0, 1)], "-runs", "2"})
 		}},
-		{"admission", func() (*report, error) { return runAdmission(ctx, out, q(30, 5)) }},
+		{"admission", func() (*report, error) { return runAdmission(ctx, out, q(50, 5)) }},
 		{"train", func() (*report, error) {
 			return runTrain(ctx, out, trainOpts{repeat: q(20, 5), epochs: 50, runs: q(3, 1)})
 		}},
 		{"query", func() (*report, error) {
-			return runQuery(ctx, out, queryOpts{conc: 4, rows: 1, rounds: 2, max: 50000, dur: time.Duration(q(4, 1)) * time.Second})
+			return runQuery(ctx, out, queryOpts{conc: 4, rows: 1, rounds: 2, max: 50000, dur: time.Duration(q(5, 1)) * time.Second})
 		}},
 		{"scale", func() (*report, error) {
 			return runScale(ctx, out, scaleOpts{sizes: []int{1, 10, 100}[:q(3, 2)], epochs: 10})
