@@ -41,7 +41,7 @@ func benchAll(fs *flag.FlagSet, args []string) error {
 		// pad-rss first: peak RSS is the process's, so it must run before anything big.
 		{"pad-rss", func() (*report, error) { return padRSSSection(out, []string{"64MiB", "1GiB"}[:q(2, 1)]) }},
 		{"pad", func() (*report, error) {
-			return padSection(out, []string{"-size", []string{"256MiB", "64MiB"}[q(0, 1)], "-runs", "2"})
+			return padSection(out, []string{"-size", []string{"256MiB", "64MiB"}[q(0, 1)], "-runs", "3"})
 		}},
 		{"admission", func() (*report, error) { return runAdmission(ctx, out, q(50, 5)) }},
 		{"train", func() (*report, error) {
