@@ -189,7 +189,8 @@ func (d *Dataset) WriteCSV(w io.Writer, label string) error {
 }
 
 // FromTable builds a dataset from a header and row-major values (for example a table
-// parsed by the sandbox host); the column named label must hold 0 or 1.
+// parsed by the sandbox host); the column named label must hold 0 or 1. It takes
+// ownership of values: the features are compacted in place, without a copy.
 func FromTable(header []string, values []float64, label string) (*Dataset, error) {
 	li, feats, err := parseHeader(header, label)
 	if err != nil {
@@ -199,18 +200,24 @@ func FromTable(header []string, values []float64, label string) (*Dataset, error
 	if len(values)%w != 0 {
 		return nil, fmt.Errorf("%w: %d values for %d columns", ErrFormat, len(values), w)
 	}
-	if len(values)/w > MaxRows {
+	rows := len(values) / w
+	if rows > MaxRows {
 		return nil, fmt.Errorf("%w: more than %d rows", ErrFormat, MaxRows)
 	}
-	d := &Dataset{Features: feats, X: make([]float64, 0, len(values)/w*len(feats))}
-	for r := 0; r < len(values); r += w {
-		row := values[r : r+w]
-		if l := row[li]; l != 0 && l != 1 {
-			return nil, fmt.Errorf("%w: row %d: label %v is not 0 or 1", ErrFormat, r/w, l)
+	d := &Dataset{Features: feats, Labels: make([]float64, rows)}
+	for r := range rows {
+		if l := values[r*w+li]; l == 0 || l == 1 {
+			d.Labels[r] = l
+		} else {
+			return nil, fmt.Errorf("%w: row %d: label %v is not 0 or 1", ErrFormat, r, l)
 		}
-		d.Labels = append(d.Labels, row[li])
-		d.X = append(d.X, row[:li]...)
-		d.X = append(d.X, row[li+1:]...)
 	}
+	out := 0 // write position; never passes the read position, so copy is safe in place
+	for r := range rows {
+		row := values[r*w : (r+1)*w]
+		out += copy(values[out:], row[:li])
+		out += copy(values[out:], row[li+1:])
+	}
+	d.X = values[:out:out]
 	return d, nil
 }
