@@ -13,6 +13,7 @@ import (
 type Frame struct {
 	f      *file
 	header []string
+	size   int64 // the input's size in bytes if known, to size ReadAll's buffer
 }
 
 // OpenTable opens the named input as a numeric table and reads its header.
@@ -27,7 +28,17 @@ func OpenTable(name string) (*Frame, error) {
 		f.Close()
 		return nil, fmt.Errorf("table %q: %w", name, err)
 	}
-	return &Frame{f: f, header: splitHeader(b)}, nil
+	return &Frame{f: f, header: splitHeader(b), size: inputSize(name)}, nil
+}
+
+func inputSize(name string) int64 {
+	ins, _ := Inputs()
+	for _, in := range ins {
+		if in.Name == name {
+			return in.Size
+		}
+	}
+	return 0
 }
 
 // OpenQueryTable opens the current query (inside a [Handler]) as a numeric table parsed
@@ -70,7 +81,8 @@ func (t *Frame) ReadFloats(dst []float64) (int, error) {
 // ReadAll returns every remaining value, row-major. The host writes straight into the
 // result, which doubles when full.
 func (t *Frame) ReadAll() ([]float64, error) {
-	out := make([]float64, 0, max(len(t.header), 1)*64)
+	// A CSV value takes at least two bytes ("0,"); typical numeric tables take about six.
+	out := make([]float64, 0, max(len(t.header)*64, int(min(t.size/5, 1<<26))))
 	for {
 		if cap(out)-len(out) < len(t.header) {
 			out = append(make([]float64, 0, 2*cap(out)), out...)
