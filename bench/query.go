@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,14 +174,23 @@ func styxQuerier(ctx context.Context, b *benchNode, model string, query []byte, 
 type loadResult struct {
 	n       int
 	elapsed time.Duration
+	cpu     time.Duration // the process's CPU time: clients and server together
 	lat     durations
 }
 
 func (r *loadResult) add(o loadResult) {
-	r.n, r.elapsed, r.lat = r.n+o.n, r.elapsed+o.elapsed, append(r.lat, o.lat...)
+	r.n, r.elapsed, r.cpu, r.lat = r.n+o.n, r.elapsed+o.elapsed, r.cpu+o.cpu, append(r.lat, o.lat...)
 }
 
 func (r loadResult) qps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// cpuPerQuery is the process's CPU time per query, clients included.
+func (r loadResult) cpuPerQuery() time.Duration { return r.cpu / time.Duration(max(r.n, 1)) }
+
+// busy is the share of the machine's cores the process kept busy.
+func (r loadResult) busy() float64 {
+	return r.cpu.Seconds() / r.elapsed.Seconds() / float64(runtime.NumCPU())
+}
 
 // load runs conc workers, each calling do in a loop, until dur passes or maxN calls started.
 func load(conc int, dur time.Duration, maxN int, do func(worker int) error) (loadResult, error) {
@@ -189,7 +199,7 @@ func load(conc int, dur time.Duration, maxN int, do func(worker int) error) (loa
 	var firstErr error
 	lats := make([]durations, conc)
 	deadline := time.Now().Add(dur)
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Go(func() {
@@ -206,7 +216,7 @@ func load(conc int, dur time.Duration, maxN int, do func(worker int) error) (loa
 		})
 	}
 	wg.Wait()
-	r := loadResult{elapsed: time.Since(t0)}
+	r := loadResult{elapsed: time.Since(t0), cpu: cpuTime() - c0}
 	for _, l := range lats {
 		r.n, r.lat = r.n+len(l), append(r.lat, l...)
 	}
@@ -239,9 +249,11 @@ func queryReport(out io.Writer, o queryOpts, s, b loadResult, seq [3]durations) 
 	fmt.Fprintln(out, seq[1].line("  query through Styx"))
 	fmt.Fprintln(out, seq[2].line("  query to the bare TLS server"))
 	fmt.Fprintf(out, "\n%d concurrent clients:\n", o.conc)
-	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries)\n", "Styx (policy, counter, audit, HPKE)", s.qps(), s.n)
+	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries, %.2f ms CPU per query, cores %.0f%% busy)\n",
+		"Styx (policy, counter, audit, HPKE)", s.qps(), s.n, ms(s.cpuPerQuery()), 100*s.busy())
 	fmt.Fprintln(out, s.lat.line("  latency"))
-	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries)\n", "bare net/http + TLS, same model", b.qps(), b.n)
+	fmt.Fprintf(out, "%-36s %8.0f queries/s  (%d queries, %.2f ms CPU per query, cores %.0f%% busy)\n",
+		"bare net/http + TLS, same model", b.qps(), b.n, ms(b.cpuPerQuery()), 100*b.busy())
 	fmt.Fprintln(out, b.lat.line("  latency"))
 	fmt.Fprintln(out)
 	ratio := s.qps() / b.qps()
@@ -251,5 +263,7 @@ func queryReport(out io.Writer, o queryOpts, s, b loadResult, seq [3]durations) 
 		"duration": o.dur.String(), "max": o.max},
 		Figures: map[string]any{"styx_qps": s.qps(), "bare_qps": b.qps(), "styx_latency": s.lat.figures(),
 			"bare_latency": b.lat.figures(), "ratio": ratio,
+			"styx_cpu_per_query_ms": ms(s.cpuPerQuery()), "bare_cpu_per_query_ms": ms(b.cpuPerQuery()),
+			"styx_busy": s.busy(), "bare_busy": b.busy(),
 			"sequential": map[string]any{"rtt": seq[0].figures(), "styx": seq[1].figures(), "bare": seq[2].figures()}}, Goals: []goal{g}}
 }
