@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/styx-tee/styx/audit"
 	"github.com/styx-tee/styx/engine"
 	"github.com/styx-tee/styx/internal/ml"
+	"github.com/styx-tee/styx/internal/wasmbuild"
 	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/store"
 )
@@ -61,9 +64,20 @@ tee: {allow_simulated: true}
 // testClock is the node's trusted clock in these tests: real time plus an offset that only
 // grows. The API checks request dates against it too, so tests keep the offset well inside
 // the API's two-minute skew.
-type testClock struct{ off atomic.Int64 }
+type testClock struct{ off, calls atomic.Int64 }
 
-func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *testClock) Now() time.Time {
+	c.calls.Add(1)
+	return time.Now().Add(time.Duration(c.off.Load()))
+}
+
+// awaitCalls waits until the clock has been read n more times: a running job's every input read
+// reads it, so this is how a test knows a job is past admission and reading.
+func (c *testClock) awaitCalls(n int64) {
+	for start := c.calls.Load(); c.calls.Load()-start < n; {
+		time.Sleep(time.Millisecond)
+	}
+}
 func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // startNodeWith is startNode with the test's clock and a fast re-check of running jobs.
@@ -112,13 +126,37 @@ func newLifecycleWorldRecheck(t *testing.T, recheck time.Duration) *lifecycleWor
 	w.n = startNodeRecheck(t, w.dir, w.clock, recheck)
 	w.h1k, w.h2k, w.clinicK = newKey(t), newKey(t), newKey(t)
 	w.connect(t)
-	w.train = addProgram(t, w.h1, "examples/programs/svmtrain", false)
-	w.slow = addProgram(t, w.h1, "examples/programs/slowcount", false)
-	w.count = addProgram(t, w.h1, "examples/programs/rowcount", false)
-	w.pr = addProgram(t, w.h1, "examples/programs/svmpredict", true)
+	w.train = programHash(t, "examples/programs/svmtrain", false)
+	w.slow = programHash(t, "examples/programs/slowcount", false)
+	w.count = programHash(t, "examples/programs/rowcount", false)
+	w.pr = programHash(t, "examples/programs/svmpredict", true)
 	w.vars = map[string]string{"h1": w.h1k.Identity().ID().String(), "h2": w.h2k.Identity().ID().String(),
 		"clinic": w.clinicK.Identity().ID().String(), "train": w.train, "slow": w.slow, "count": w.count, "predict": w.pr}
 	return w
+}
+
+// programHash builds a program and returns the digest policies name it by; add uploads it.
+// Tests upload only the programs they run: compiling one is slow under the race detector.
+func programHash(t *testing.T, pkg string, reactor bool) string {
+	t.Helper()
+	wasm, err := wasmbuild.Build(context.Background(), pkg, reactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(wasm)
+	return hex.EncodeToString(sum[:])
+}
+
+// add uploads the named programs ("train", "slow", "count", "predict").
+func (w *lifecycleWorld) add(t *testing.T, names ...string) {
+	t.Helper()
+	pkgs := map[string]string{"train": "svmtrain", "slow": "slowcount", "count": "rowcount", "predict": "svmpredict"}
+	for _, name := range names {
+		got := addProgram(t, w.h1, "examples/programs/"+pkgs[name], name == "predict")
+		if got != w.vars[name] {
+			t.Fatalf("program %s: node says %s, built %s", name, got, w.vars[name])
+		}
+	}
 }
 
 func (w *lifecycleWorld) connect(t *testing.T) {
@@ -265,21 +303,28 @@ func TestMidJobExpiryAborts(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		recheck time.Duration
-	}{{"watchdog", 5 * time.Millisecond}, {"per-read check", time.Hour}} {
+		why     string
+	}{{"watchdog", 5 * time.Millisecond, "expired"}, {"per-read check", time.Hour, "expired at"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newLifecycleWorldRecheck(t, tc.recheck)
+			w.add(t, "slow")
 			expires := w.clock.Now().Add(30 * time.Second).UTC().Truncate(time.Second).Format(time.RFC3339)
 			p := w.upload(t, w.h1k, w.h1, "lifecycle: {expires: "+expires+"}", csvRows(20))
 			id := w.startSlow(t, w.h1, p.ID)
+			w.clock.awaitCalls(1000) // the program is reading
 			w.clock.advance(45 * time.Second)
 			st := w.wait(t, w.h1, id)
-			w.mustAbort(t, st, w.h1, p.ID, "expired")
+			w.mustAbort(t, st, w.h1, p.ID, tc.why)
+			if tc.recheck == time.Hour && !strings.Contains(fmtErr(st.Error), "during the job") {
+				t.Fatalf("not aborted by the per-read check: %s", fmtErr(st.Error))
+			}
 		})
 	}
 }
 
 func TestMidJobRevocationAborts(t *testing.T) {
 	w := newLifecycleWorld(t)
+	w.add(t, "slow")
 	p := w.upload(t, w.h1k, w.h1, "", csvRows(20))
 	id := w.startSlow(t, w.h2, p.ID)
 	if _, err := w.h1.Revoke(context.Background(), p.ID, "withdrawn mid-job"); err != nil {
@@ -298,6 +343,7 @@ func TestMidJobRevocationAborts(t *testing.T) {
 func TestRacingConsumers(t *testing.T) {
 	const n, k = 32, 3
 	w := newLifecycleWorld(t)
+	w.add(t, "count")
 	p := w.upload(t, w.h1k, w.h1, fmt.Sprintf("lifecycle: {max_uses: {use: %d}}", k), csvRows(5))
 	var admitted, denied atomic.Int64
 	var wg sync.WaitGroup
@@ -339,6 +385,7 @@ func TestRacingConsumers(t *testing.T) {
 func TestRetentionDeletion(t *testing.T) {
 	ctx := context.Background()
 	w := newLifecycleWorld(t)
+	w.add(t, "count")
 	p := w.upload(t, w.h1k, w.h1, "lifecycle: {retention: 20s}", csvRows(5))
 	keep := w.upload(t, w.h2k, w.h2, "", csvRows(6))
 	st := waitJob(t, w.h1, &api.JobSpec{Program: w.count, Inputs: map[string]string{"in": p.ID}, Purpose: "research",
@@ -406,6 +453,7 @@ func TestRetentionDeletion(t *testing.T) {
 func TestRestartAndCascade(t *testing.T) {
 	ctx := context.Background()
 	w := newLifecycleWorld(t)
+	w.add(t, "train", "count", "predict")
 	shares, test := wdbcShares(t, 2)
 	p1 := w.upload(t, w.h1k, w.h1, "lifecycle: {max_uses: {use: 3}}", shares[0])
 	countJob := func(c *api.Client) error {
