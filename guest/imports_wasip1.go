@@ -61,5 +61,8 @@ func hostCSVHeader(h int32, buf unsafe.Pointer, capacity uint32) int32
 //go:wasmimport styx csv_floats
 func hostCSVFloats(h int32, dst unsafe.Pointer, n uint32) int32
 
+//go:wasmimport styx csv_split
+func hostCSVSplit(h int32, col uint32, x, y unsafe.Pointer, rows uint32) int32
+
 //go:wasmexport styx_query
 func styxQuery() int32 { return serveOne() }

@@ -98,5 +98,33 @@ func (t *Frame) ReadAll() ([]float64, error) {
 	}
 }
 
+// ReadSplit reads every remaining row, returning column col as y (one value per row)
+// and the other columns as x (row-major), parsed natively by the host without a pass in
+// the guest.
+func (t *Frame) ReadSplit(col int) (x, y []float64, err error) {
+	w := len(t.header)
+	if col < 0 || col >= w || w < 2 {
+		return nil, nil, fmt.Errorf("table %q: column %d of %d", t.f.name, col, w)
+	}
+	rows := max(64, int(min(t.size/int64(5*w), 1<<24)))
+	x, y = make([]float64, 0, rows*(w-1)), make([]float64, 0, rows)
+	for {
+		if len(y) == cap(y) {
+			x = append(make([]float64, 0, 2*cap(x)), x...)
+			y = append(make([]float64, 0, 2*cap(y)), y...)
+		}
+		free := cap(y) - len(y)
+		n := hostCSVSplit(t.f.h, uint32(col), unsafe.Pointer(unsafe.SliceData(x[len(x):cap(x)])),
+			unsafe.Pointer(unsafe.SliceData(y[len(y):cap(y)])), uint32(free))
+		switch {
+		case n < 0:
+			return nil, nil, fmt.Errorf("table %q: %w", t.f.name, errno(n))
+		case n == 0:
+			return x, y, nil
+		}
+		x, y = x[:len(x)+int(n)*(w-1)], y[:len(y)+int(n)]
+	}
+}
+
 // Close closes the input.
 func (t *Frame) Close() error { return t.f.Close() }

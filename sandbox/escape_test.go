@@ -37,6 +37,7 @@ var (
 	colvFn  = wasmFunc{"styx", "colvar", []byte{tI32, tI32, tI32, tI32, tI32}, nil}
 	hingeFn = wasmFunc{"styx", "hinge_step", []byte{tF64, tF64, tF64, tI32, tI32, tI32, tI32, tI32, tI32, tI32, tI32}, []byte{tF64}}
 	csvFFn  = wasmFunc{"styx", "csv_floats", []byte{tI32, tI32, tI32}, []byte{tI32}}
+	csvSFn  = wasmFunc{"styx", "csv_split", []byte{tI32, tI32, tI32, tI32, tI32}, []byte{tI32}}
 )
 
 func catalogue() []hostileCase {
@@ -72,6 +73,8 @@ func catalogue() []hostileCase {
 			cat(f64c(0), f64c(0), f64c(0), i32c(-1), i32c(-1), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), call(0), drop()))), want: []error{ErrGuestFault}},
 		{name: "csv_floats past the end of memory", wasm: raw(module([]wasmFunc{csvFFn},
 			cat(i32c(1), i32c(65536), i32c(1), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "csv_split on a handle that is not a table", wasm: raw(module([]wasmFunc{csvSFn},
+			cat(i32c(7), i32c(0), i32c(0), i32c(8), i32c(1), call(0), drop()))), want: nil},
 		{name: "hinge_step on an empty batch", wasm: raw(module([]wasmFunc{hingeFn},
 			cat(f64c(0), f64c(0), f64c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), call(0), drop()))), want: nil},
 		{name: "trap", wasm: raw(module(nil, []byte{0x00})), want: []error{ErrGuestFault}}, // unreachable

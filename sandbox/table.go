@@ -36,6 +36,7 @@ func tableFuncs() []hostFunc {
 	return []hostFunc{
 		{"csv_header", hCSVHeader, []api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
 		{"csv_floats", hCSVFloats, []api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
+		{"csv_split", hCSVSplit, []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}},
 	}
 }
 
@@ -150,4 +151,50 @@ func (t *table) next(dst []float64) ([]float64, int32) {
 		dst[i] = v
 	}
 	return dst, 0
+}
+
+// hCSVSplit: csv_split(h, col, x, y, rows) -> rows written. Parses up to rows whole rows;
+// column col goes to y (one value per row), the others to x (width-1 per row). Returns
+// 0 at the end of the table or a negative error number.
+func hCSVSplit(ctx context.Context, m api.Module, stack []uint64) {
+	st := stateOf(ctx)
+	h := st.handles[api.DecodeI32(stack[0])]
+	col, rows := uint64(api.DecodeU32(stack[1])), uint64(api.DecodeU32(stack[4]))
+	if h == nil || h.table == nil {
+		stack[0] = api.EncodeI32(-errnoBadHandle)
+		return
+	}
+	t := h.table
+	if t.width < 2 || col >= uint64(t.width) {
+		stack[0] = api.EncodeI32(-errnoDenied)
+		return
+	}
+	if rows*uint64(t.width) > (1<<32)/8 {
+		panic(faultf(ErrGuestFault, "csv_split of %d rows", rows))
+	}
+	x := floats(m, api.DecodeU32(stack[2]), rows*uint64(t.width-1))
+	y := floats(m, api.DecodeU32(stack[3]), rows)
+	stack[0] = api.EncodeI32(t.split(int(col), x, y))
+}
+
+func (t *table) split(col int, x, y []float64) int32 {
+	row := make([]float64, t.width)
+	done := 0
+	for done < len(y) {
+		n := t.fill(row)
+		if n < 0 {
+			if done > 0 {
+				break // the error is sticky: reported by the next call
+			}
+			return n
+		}
+		if n == 0 {
+			break
+		}
+		y[done] = row[col]
+		copy(x[done*(t.width-1):], row[:col])
+		copy(x[done*(t.width-1)+col:], row[col+1:])
+		done++
+	}
+	return int32(done)
 }

@@ -221,3 +221,23 @@ func FromTable(header []string, values []float64, label string) (*Dataset, error
 	d.X = values[:out:out]
 	return d, nil
 }
+
+// LabelIndex returns the index of the label column in header and the feature names, in
+// order, or an error if the header is not valid.
+func LabelIndex(header []string, label string) (int, []string, error) {
+	return parseHeader(header, label)
+}
+
+// FromColumns builds a dataset from features (row-major, len(features) per row) and
+// labels (0 or 1) already split apart; it takes ownership of both slices.
+func FromColumns(features []string, x, labels []float64) (*Dataset, error) {
+	if len(x) != len(labels)*len(features) || len(labels) > MaxRows {
+		return nil, fmt.Errorf("%w: %d values for %d rows of %d features", ErrFormat, len(x), len(labels), len(features))
+	}
+	for i, l := range labels {
+		if l != 0 && l != 1 {
+			return nil, fmt.Errorf("%w: row %d: label %v is not 0 or 1", ErrFormat, i, l)
+		}
+	}
+	return &Dataset{Features: slices.Clone(features), X: x, Labels: labels}, nil
+}

@@ -74,11 +74,15 @@ func readCSV(name, label string) (*ml.Dataset, error) {
 		return nil, err
 	}
 	defer t.Close()
-	values, err := t.ReadAll()
+	li, feats, err := ml.LabelIndex(t.Header(), label)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: %w", name, err)
+	}
+	x, y, err := t.ReadSplit(li)
 	if err != nil {
 		return nil, err
 	}
-	d, err := ml.FromTable(t.Header(), values, label)
+	d, err := ml.FromColumns(feats, x, y)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: %w", name, err)
 	}
