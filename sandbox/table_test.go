@@ -53,3 +53,24 @@ func FuzzTable(f *testing.F) {
 		}
 	})
 }
+
+func TestTableSplit(t *testing.T) {
+	tb := newTable(bytes.NewReader([]byte("a,diagnosis,b\n1,0,2\n3,1,4\n5,0,6\n")))
+	x, y := make([]float64, 4), make([]float64, 2)
+	if n := tb.split(1, x, y); n != 2 || x[0] != 1 || x[1] != 2 || x[2] != 3 || x[3] != 4 || y[1] != 1 {
+		t.Fatalf("split = %d, x %v, y %v", n, x, y)
+	}
+	if n := tb.split(1, x, y); n != 1 || x[0] != 5 || x[1] != 6 || y[0] != 0 {
+		t.Fatalf("second split = %d, x %v, y %v", n, x, y)
+	}
+	if n := tb.split(1, x, y); n != 0 {
+		t.Fatalf("split at the end = %d", n)
+	}
+	bad := newTable(bytes.NewReader([]byte("a,diagnosis\n1,0\nx,1\n")))
+	if n := bad.split(1, x[:2], y); n != 1 {
+		t.Fatalf("rows before a bad one = %d", n)
+	}
+	if n := bad.split(1, x[:2], y); n != -errnoFormat {
+		t.Fatalf("bad row = %d", n)
+	}
+}
