@@ -45,11 +45,11 @@ type Report struct {
 // Accuracy compares the models on the held-out test set.
 type Accuracy struct {
 	TestRows  int     `json:"test_rows"`
-	Central   float64 `json:"central_plain_go"`  // the same training, centrally, on plaintext
-	Joint     float64 `json:"joint_styx"`        // model v1, trained in Styx by three hospitals
-	FineTuned float64 `json:"fine_tuned_styx"`   // model v2, fine-tuned by the fourth hospital
-	Features  int     `json:"joint_features"`    // features the joint model uses
-	Goal      string  `json:"goal"`              // what the joint model must reach
+	Central   float64 `json:"central_plain_go"` // the same training, centrally, on plaintext
+	Joint     float64 `json:"joint_styx"`       // model v1, trained in Styx by three hospitals
+	FineTuned float64 `json:"fine_tuned_styx"`  // model v2, fine-tuned by the fourth hospital
+	Features  int     `json:"joint_features"`   // features the joint model uses
+	Goal      string  `json:"goal"`             // what the joint model must reach
 	Met       bool    `json:"met"`
 }
 
@@ -123,14 +123,14 @@ type story struct {
 	step   *Step
 	t0     time.Time
 
-	parties map[string]*actor
+	parties    map[string]*actor
 	trainSHA   string // program hashes
 	predictSHA string
-	pads    map[string]string // hospital → Pad id
-	modelV1 string
-	modelV2 string
-	jobs    []*api.JobStatus
-	data    *shares
+	pads       map[string]string // hospital → Pad id
+	modelV1    string
+	modelV2    string
+	jobs       []*api.JobStatus
+	data       *shares
 }
 
 type actor struct {
