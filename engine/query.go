@@ -16,15 +16,15 @@ import (
 	"github.com/styx-tee/styx/sandbox"
 )
 
-// PoolSize is the number of warm instances serving one model.
+// PoolSize is the number of warm instances serving one model to one querier.
 const PoolSize = 2
 
-// queryServer answers queries on model Pads from warm sandbox instances (one pool per model
-// and serving program) and batches their audit events.
+// queryServer answers queries on model Pads from warm sandbox instances (one pool per model,
+// serving program and querier) and batches their audit events.
 type queryServer struct {
 	e     *Engine
 	mu    sync.Mutex
-	pools map[string]*modelPool // "pad program" → pool
+	pools map[string]*modelPool // "pad program querier" → pool
 	batch map[batchKey]*batchCount
 }
 
@@ -66,7 +66,7 @@ func (e *Engine) Query(ctx context.Context, caller *party.Identity, id string, q
 		e.queries.count(id, caller.ID(), false)
 		return nil, deniedError("query on "+id, d)
 	}
-	pool, err := e.queries.pool(ctx, ch.pad, program)
+	pool, err := e.queries.pool(ctx, ch.pad, program, caller.ID())
 	if err != nil {
 		return nil, err
 	}
@@ -82,9 +82,11 @@ func (e *Engine) Query(ctx context.Context, caller *party.Identity, id string, q
 	return api.SealAnswer(caller, id, q, answer)
 }
 
-// pool returns the warm pool for a model and program, creating it on first use.
-func (qs *queryServer) pool(ctx context.Context, model *padRecord, program string) (*sandbox.Pool, error) {
-	key := model.ID + " " + program
+// pool returns the warm pool for a model, program and querier, creating it on first use. A
+// warm instance keeps its memory between queries, so instances are never shared between
+// queriers: one querier's questions cannot reach another's answers through guest state.
+func (qs *queryServer) pool(ctx context.Context, model *padRecord, program string, querier party.ID) (*sandbox.Pool, error) {
+	key := model.ID + " " + program + " " + querier.String()
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
 	if mp, ok := qs.pools[key]; ok {
