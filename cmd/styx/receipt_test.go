@@ -9,8 +9,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
 	"github.com/styx-tee/styx/cluster"
+	"github.com/styx-tee/styx/internal/wasmbuild"
+	"github.com/styx-tee/styx/node"
+	"github.com/styx-tee/styx/pad"
+	"github.com/styx-tee/styx/party"
 )
 
 // receiptFixture is a simulated cluster node with its own transparency log signed by its
@@ -122,4 +127,102 @@ func TestReceiptVerify(t *testing.T) {
 	refuse("another cluster's receipt", "does NOT verify", "--cluster", f.bundle, "--allow-simulated", other.issue(t, "c", other.meas))
 	// A receipt whose claims name other code than the attested node runs.
 	refuse("other measurement", "the bundle attests", "--cluster", f.bundle, "--allow-simulated", f.issue(t, "d", strings.Repeat("bb", 32)))
+}
+
+// TestReceiptVerifyRealJob verifies the receipt of a job run by a real node, with the node's
+// own attestation bundle and with its reference values.
+func TestReceiptVerifyRealJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	n, err := node.Open(ctx, node.Config{DataDir: filepath.Join(dir, "node")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := n.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { n.ServeListener(ctx, ln); close(served) }()
+	t.Cleanup(func() { cancel(); <-served; n.Close() })
+
+	b, err := n.Cluster.Bundle(cluster.NewNonce())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, ref := filepath.Join(dir, "cluster.bundle"), filepath.Join(dir, "reference.json")
+	os.WriteFile(bundle, b.Marshal(), 0o644)
+	os.WriteFile(ref, n.SelfReference().Marshal(), 0o644)
+	att, err := (&cluster.Client{Reference: n.SelfReference()}).Attest(ctx, n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := party.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.NewClient(api.ClientConfig{BaseURL: n.URL(), Key: key, TLS: att.TLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := wasmbuild.Build(ctx, "examples/programs/rowcount", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := c.AddProgram(ctx, bytes.NewReader(wasm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := key.Identity().ID().String()
+	policy := `version: 1
+owner: ` + me + `
+rules: |
+  permit (principal == Styx::Party::"` + me + `", action in [Styx::Action::"use", Styx::Action::"derive"], resource);
+output:
+  kinds: [aggregate]
+tee: {allow_simulated: true}
+`
+	data := []byte("a,b\n1,2\n3,4\n")
+	var sealed bytes.Buffer
+	if _, err := pad.Seal(&sealed, bytes.NewReader(data), pad.SealOptions{Signer: key, Recipients: []*party.Identity{key.Identity(), n.Cluster.Identity()},
+		Policy: []byte(policy), PolicyType: "application/styx-policy+yaml", ContentType: "text/csv", Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.UploadPad(ctx, bytes.NewReader(sealed.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.SubmitJob(ctx, &api.JobSpec{Program: prog.SHA256, Inputs: map[string]string{"in": info.ID}, Purpose: "count",
+		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}, Wait: true})
+	if err == nil && !st.State.Final() {
+		st, err = c.WaitJob(ctx, st.ID)
+	}
+	if err != nil || st.State != api.JobDone {
+		t.Fatalf("job: %+v %v", st, err)
+	}
+	raw, err := c.Receipt(ctx, st.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "job.receipt")
+	os.WriteFile(file, raw, 0o644)
+
+	for _, args := range [][]string{{"--allow-simulated"}, {"--reference", ref}} {
+		code, out, errs := runStyx(t, append(append([]string{"receipt", "verify", "--cluster", bundle}, args...), file)...)
+		if code != 0 || !strings.Contains(out, st.Outputs["count"]) || !strings.Contains(out, info.ID) || !strings.Contains(out, prog.SHA256) {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errs)
+		}
+	}
+	tampered := filepath.Join(dir, "tampered.receipt")
+	other := info.ID[:len(info.ID)-1] + "a"
+	if other == info.ID {
+		other = info.ID[:len(info.ID)-1] + "b"
+	}
+	os.WriteFile(tampered, bytes.Replace(raw, []byte(info.ID), []byte(other), 1), 0o644)
+	if code, _, errs := runStyx(t, "receipt", "verify", "--cluster", bundle, "--reference", ref, tampered); code == 0 || !strings.Contains(errs, "does NOT verify") {
+		t.Fatalf("a receipt naming another input: exit %d: %s", code, errs)
+	}
 }
