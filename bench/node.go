@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -83,6 +84,9 @@ func startNode(ctx context.Context, nQueriers int) (*benchNode, error) {
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	if blockProfiling {
+		runtime.SetBlockProfileRate(blockRate)
 	}
 	ln, err := n.Listen("127.0.0.1:0")
 	if err != nil {

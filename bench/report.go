@@ -135,23 +135,48 @@ func timed(f func() error) (time.Duration, error) {
 	return time.Since(t), err
 }
 
-// profileFlag adds -cpuprofile to a section; call the returned function after fs.Parse, and
-// the function it returns when the section ends.
+// blockProfiling asks startNode to turn block profiling on again once the node runs: the
+// embedded NATS server sets the rate from its own options (0) when it starts.
+var blockProfiling bool
+
+// blockRate samples one blocking event per microsecond spent blocked.
+const blockRate = 1000
+
+// profileFlag adds -cpuprofile and -blockprofile to a section; call the returned function after
+// fs.Parse, and the function it returns when the section ends. The block profile shows where the
+// node's goroutines wait (locks, channels), which a CPU profile cannot.
 func profileFlag(fs *flag.FlagSet) func() (stop func(), err error) {
-	path := fs.String("cpuprofile", "", "write a CPU profile of the whole section (node included) to `FILE`")
+	cpu := fs.String("cpuprofile", "", "write a CPU profile of the whole section (node included) to `FILE`")
+	block := fs.String("blockprofile", "", "write a profile of blocking on locks and channels to `FILE`")
 	return func() (func(), error) {
-		if *path == "" {
-			return func() {}, nil
+		var stops []func()
+		stop := func() {
+			for _, f := range stops {
+				f()
+			}
 		}
-		f, err := os.Create(*path)
-		if err != nil {
-			return nil, err
+		if *cpu != "" {
+			f, err := os.Create(*cpu)
+			if err != nil {
+				return nil, err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return nil, err
+			}
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return nil, err
+		if *block != "" {
+			f, err := os.Create(*block)
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			blockProfiling = true
+			runtime.SetBlockProfileRate(blockRate)
+			stops = append(stops, func() { pprof.Lookup("block").WriteTo(f, 0); f.Close() })
 		}
-		return func() { pprof.StopCPUProfile(); f.Close() }, nil
+		return stop, nil
 	}
 }
 
