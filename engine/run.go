@@ -92,7 +92,10 @@ func (e *Engine) runJob(ctx context.Context, id string) error {
 	case api.JobQueued:
 	case api.JobRunning:
 		// The node stopped while this job ran. Its uses were reserved at admission and still
-		// count; its outputs were never sealed.
+		// count; outputs it may have begun sealing are destroyed (all or none).
+		if err := e.discardOutputs(ctx, id, "the node stopped while the job that derived it ran"); err != nil {
+			return err
+		}
 		return e.finish(ctx, id, api.JobFailed, api.Errorf(api.ErrInternal,
 			"the node stopped while the job ran; its admitted uses still count; submit it again"), nil, "")
 	default:
@@ -149,6 +152,10 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	}
 	outs, receipt, err := e.outputPipeline(ctx, caller, st, host)
 	if err != nil {
+		// Outputs sealed before the failure must not outlive the job: all or none.
+		if derr := e.discardOutputs(context.WithoutCancel(ctx), st.ID, "the job that derived it failed while sealing its outputs"); derr != nil {
+			return derr
+		}
 		var apiErr *api.Error
 		if !errors.As(err, &apiErr) {
 			apiErr = api.Errorf(api.ErrInternal, "%v", err)
@@ -214,4 +221,38 @@ func (e *Engine) finish(ctx context.Context, id string, state api.JobState, jobE
 	}
 	e.log.Info("job finished", "job", id, "state", state)
 	return nil
+}
+
+// discardOutputs destroys every derived Pad job id sealed (key, blob, then the record marked
+// deleted, each deletion audited): what a job that did not finish left behind. It is a no-op
+// for a job that sealed nothing.
+func (e *Engine) discardOutputs(ctx context.Context, id, why string) error {
+	recs, err := e.allPads(ctx)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for _, r := range recs {
+		if !r.Derived || r.Job != id || !r.Deleted.IsZero() {
+			continue
+		}
+		if err := e.shred(ctx, r.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("engine: discard output %s of job %s: %w", r.ID, id, err)
+		}
+		if err := e.blobs.Delete(ctx, padBlob(r.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("engine: discard output %s of job %s: %w", r.ID, id, err)
+		}
+		if err := updateJSON(ctx, e, store.Pads, r.ID, func(p *padRecord) error {
+			p.Deleted = e.now().UTC()
+			return nil
+		}); err != nil {
+			return err
+		}
+		gone = append(gone, r.ID)
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	_, err = e.audit.Append(ctx, audit.Event{Kind: audit.KindDelete, Job: id, Pads: gone, Reasons: []string{why}})
+	return err
 }

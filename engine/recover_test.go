@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/pad"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/sandbox"
+	"github.com/styx-tee/styx/store"
+	"github.com/styx-tee/styx/tee"
+)
+
+type rawSigner struct{ k *party.Key }
+
+func (s rawSigner) Sign(msg []byte) ([]byte, error) { return s.k.SignRaw(msg) }
+
+// newTestEngine is an engine on a real embedded store, blob directory, sandbox and audit log.
+func newTestEngine(t *testing.T) *Engine {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ck, err := party.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.NewKey(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, store.Config{Dir: filepath.Join(dir, "store"), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	blobs, err := store.OpenDisk(filepath.Join(dir, "blobs"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sandbox.New(ctx, sandbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	alog, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{Origin: "styx.test", Signer: rawSigner{ck}, PublicKey: ck.Identity().SigningKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	e, err := New(Config{Cluster: ck, StateKey: bytes.Repeat([]byte{2}, 32), Claims: tee.Claims{Type: tee.Sim, Simulated: true},
+		Store: st, Blobs: blobs, Sandbox: sb, Audit: alog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// putOutput stores what sealing an output of job leaves behind: key, blob and record.
+func putOutput(t *testing.T, e *Engine, id, job string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.putDataKey(ctx, id, pad.NewDataKey()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.blobs.Put(ctx, padBlob(id), strings.NewReader("sealed bytes")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.createJSON(ctx, store.Pads, id, &padRecord{ID: id, Derived: true, Job: job, Kind: "aggregate"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A job found running when its message comes again (its node died) is failed, and whatever
+// outputs it had begun sealing are destroyed; other jobs' outputs are untouched.
+func TestInterruptedJobFailsAndLosesItsOutputs(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	caller, err := party.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, other := newJobID(), newJobID()
+	if err := e.createJSON(ctx, store.JobRecords, job, &jobRecord{Caller: caller.Identity().String(),
+		Status: api.JobStatus{ID: job, State: api.JobRunning, Submitter: caller.Identity().ID().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	putOutput(t, e, "half-a", job)
+	putOutput(t, e, "done-b", other)
+
+	if err := e.runJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.jobRecord(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status.State != api.JobFailed || !strings.Contains(rec.Status.Error.Message, "still count") || len(rec.Status.Outputs) != 0 {
+		t.Fatalf("interrupted job: %+v", rec.Status)
+	}
+	half, err := e.padRecord(ctx, "half-a")
+	if err != nil || half.Deleted.IsZero() {
+		t.Fatalf("output of the interrupted job: %+v (%v), want deleted", half, err)
+	}
+	if _, err := e.dataKey(ctx, "half-a"); !errors.Is(err, ErrShredded) {
+		t.Fatalf("key of the interrupted job's output: %v", err)
+	}
+	if revs, err := e.st.History(ctx, store.DataKeys, "half-a"); err != nil || len(revs) != 0 {
+		t.Fatalf("key revisions left: %d (%v)", len(revs), err)
+	}
+	if _, err := e.blobs.Stat(ctx, padBlob("half-a")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("blob of the interrupted job's output: %v", err)
+	}
+	last, err := e.audit.Read(e.audit.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Event.Kind != audit.KindDelete || last.Event.Job != job || len(last.Event.Pads) != 1 || last.Event.Pads[0] != "half-a" {
+		t.Fatalf("last log event: %+v", last.Event)
+	}
+	if _, err := e.dataKey(ctx, "done-b"); err != nil {
+		t.Fatalf("another job's output lost its key: %v", err)
+	}
+	if b, err := e.padRecord(ctx, "done-b"); err != nil || !b.Deleted.IsZero() {
+		t.Fatalf("another job's output: %+v (%v)", b, err)
+	}
+	// Delivered once more (the ack was lost): nothing changes.
+	size := e.audit.Size()
+	if err := e.runJob(ctx, job); err != nil || e.audit.Size() != size {
+		t.Fatalf("second delivery: %v, log grew from %d to %d", err, size, e.audit.Size())
+	}
+}
