@@ -623,3 +623,21 @@ func advanceHead(t *testing.T, c *api.Client, path string, pub []byte) *audit.Si
 	}
 	return sh
 }
+
+// TestMidJobPolicyUpdateAborts installs a new policy version that no longer allows the running
+// job's program: the watchdog aborts it under the new version's reasons.
+func TestMidJobPolicyUpdateAborts(t *testing.T) {
+	w := newLifecycleWorld(t)
+	w.add(t, "slow")
+	p := w.upload(t, w.h1k, w.h1, "", csvRows(20))
+	id := w.startSlow(t, w.h2, p.ID)
+	v2 := strings.Replace(w.policy(w.h1k, 2, ""), `"`+w.slow+`", `, "", 1)
+	if v2 == w.policy(w.h1k, 2, "") {
+		t.Fatal("the slow program is not in the policy")
+	}
+	if _, err := w.h1.UpdatePolicy(context.Background(), p.ID, []byte(v2)); err != nil {
+		t.Fatal(err)
+	}
+	st := w.wait(t, w.h2, id)
+	w.mustAbort(t, st, w.h1, p.ID, "deny pad "+p.ID+" rules: no rule permits use")
+}
