@@ -23,7 +23,7 @@ type trainOpts struct {
 
 func benchTrain(fs *flag.FlagSet, args []string) error {
 	var o trainOpts
-	fs.IntVar(&o.repeat, "repeat", 20, "repeat the WDBC training rows `N` times (ml.Dataset.Repeat)")
+	fs.IntVar(&o.repeat, "repeat", 50, "repeat the WDBC training rows `N` times (ml.Dataset.Repeat)")
 	fs.IntVar(&o.epochs, "epochs", 50, "training `epochs`")
 	fs.IntVar(&o.runs, "runs", 5, "measure each contender `N` times; ratios use the fastest run of each")
 	asJSON := fs.Bool("json", false, "print the figures as JSON (the text goes to stderr)")
