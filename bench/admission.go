@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/internal/wasmbuild"
@@ -168,7 +169,7 @@ func newPlainRunner(ctx context.Context, pkg string, shares [][]byte, params []b
 	if err != nil {
 		return nil, err
 	}
-	rt, err := sandbox.New(ctx, sandbox.Config{MemoryLimit: 2 << 30, Timeout: 10 * 60e9})
+	rt, err := sandbox.New(ctx, sandbox.Config{MemoryLimit: 2 << 30, Timeout: 10 * time.Minute})
 	if err != nil {
 		return nil, err
 	}

@@ -303,5 +303,3 @@ func (h *plainHost) Create(name string, kind sandbox.Kind) (io.WriteCloser, erro
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -117,7 +118,7 @@ func scaleOne(ctx context.Context, b *benchNode, n int, params []byte) (scalePoi
 	inputs := map[string]string{}
 	p.Upload, err = timed(func() error {
 		for i, x := range sealed {
-			info, err := b.clients[i].UploadPad(ctx, bytesReader(x))
+			info, err := b.clients[i].UploadPad(ctx, bytes.NewReader(x))
 			if err != nil {
 				return err
 			}
