@@ -20,7 +20,7 @@ func TestSectionsRun(t *testing.T) {
 		goals int
 		run   func() (*report, error)
 	}{
-		{"admission", 2, func() (*report, error) { return runAdmission(ctx, io.Discard, 1) }},
+		{"admission", 3, func() (*report, error) { return runAdmission(ctx, io.Discard, 1) }},
 		{"train", 3, func() (*report, error) {
 			return runTrain(ctx, io.Discard, trainOpts{repeat: 1, epochs: 2, runs: 1})
 		}},
