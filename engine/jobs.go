@@ -60,10 +60,7 @@ func (e *Engine) checkSpec(ctx context.Context, spec *api.JobSpec) error {
 	if err := spec.Validate(); err != nil {
 		return api.Errorf(api.ErrBadRequest, "%v", err)
 	}
-	if _, err := e.program(ctx, spec.Program); err != nil {
-		return err
-	}
-	return nil
+	return e.programExists(ctx, spec.Program)
 }
 
 // ExplainJob evaluates admission without reserving a use, touching a key or queueing anything.

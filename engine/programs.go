@@ -49,6 +49,22 @@ func (e *Engine) AddProgram(ctx context.Context, caller *party.Identity, body io
 	return info, nil
 }
 
+// programExists checks that a module is stored, without reading it (admission needs only that;
+// the run reads it and checks its hash).
+func (e *Engine) programExists(ctx context.Context, sha string) error {
+	if len(sha) != 64 || !store.ValidKey(sha) {
+		return api.Errorf(api.ErrBadRequest, "program %q is not a sha256 in hex", sha)
+	}
+	var info api.ProgramInfo
+	if _, err := e.getJSON(ctx, store.Programs, sha, &info); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return api.Errorf(api.ErrNotFound, "no program %s on this node: add it with styx program add", sha)
+		}
+		return err
+	}
+	return nil
+}
+
 // program loads a stored module and checks it still hashes to its name.
 func (e *Engine) program(ctx context.Context, sha string) ([]byte, error) {
 	if len(sha) != 64 || !store.ValidKey(sha) {
