@@ -48,7 +48,6 @@ type Accuracy struct {
 	Central   float64 `json:"central_plain_go"` // the same training, centrally, on plaintext
 	Joint     float64 `json:"joint_styx"`       // model v1, trained in Styx by three hospitals
 	FineTuned float64 `json:"fine_tuned_styx"`  // model v2, fine-tuned by the fourth hospital
-	Features  int     `json:"joint_features"`   // features the joint model uses
 	Goal      string  `json:"goal"`             // what the joint model must reach
 	Met       bool    `json:"met"`
 }
