@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/internal/ml"
@@ -149,6 +150,14 @@ func cpus(cs []cost) durations {
 	return d
 }
 
+// orNA formats a ratio of differences, which noise can make meaningless (≤ 0).
+func orNA(r float64) string {
+	if r <= 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", r)
+}
+
 // trainGo is svmtrain's work in plain Go.
 func trainGo(shares [][]byte, cfg ml.Config) ([]byte, error) {
 	var sets []*ml.Dataset
@@ -212,7 +221,7 @@ func trainReport(out io.Writer, o trainOpts, s *trainSamples) *report {
 	fmt.Fprintf(out, "\n%-46s %10s %10s\n", "Styx / plain Go (fastest runs)", "wall", "CPU")
 	fmt.Fprintf(out, "%-46s %9.2fx %9.2fx\n", "whole job", ratio(s.job, s.goE, false), ratio(s.job, s.goE, true))
 	fmt.Fprintf(out, "%-46s %9.2fx %9.2fx\n", "in-sandbox program (instantiate, parse, train)", ratio(s.sb, s.goE, false), ratio(s.sb, s.goE, true))
-	fmt.Fprintf(out, "%-46s %9.2fx %9.2fx\n", fmt.Sprintf("in-sandbox training alone (epochs 2..%d)", e), epochs(false), epochs(true))
+	fmt.Fprintf(out, "%-46s %9.2fx %10s\n", fmt.Sprintf("in-sandbox training alone (epochs 2..%d)", e), epochs(false), orNA(epochs(true)))
 	fmt.Fprintf(out, "%-46s %9.2fx\n\n", "job execution (started -> finished)", float64(s.exec.min())/best(s.goE, false))
 	goals := []goal{
 		{Section: "train", Figure: "SVM training, whole Styx job / plain Go", Value: ratio(s.job, s.goE, false), Unit: "x",
