@@ -229,7 +229,7 @@ func trainReport(out io.Writer, o trainOpts, s *trainSamples) *report {
 		{Section: "train", Figure: "SVM training, in-sandbox program / plain Go", Value: ratio(s.sb, s.goE, false), Unit: "x",
 			Goal: "<= 1.3x", Paper: "2.2x (NBench)", Met: ratio(s.sb, s.goE, false) <= 1.3},
 		{Section: "train", Figure: "SVM training, epochs alone, sandbox / Go", Value: epochs(false), Unit: "x",
-			Goal: "<= 1.3x", Paper: "2.2x (NBench)", Met: epochs(false) <= 1.3},
+			Goal: "<= 1.3x", Paper: "2.2x (NBench)", Met: epochs(false) > 0 && epochs(false) <= 1.3},
 	}
 	for _, g := range goals {
 		fmt.Fprintln(out, g)
