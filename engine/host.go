@@ -40,7 +40,12 @@ func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc,
 		if rec.Derived {
 			kind = rec.Kind
 		}
-		h.inputs = append(h.inputs, sandbox.Input{Name: name, Kind: kind, Size: -1})
+		// The plaintext size is known from the Pad, unless input rules will change it.
+		size := rec.Size
+		if len(adm.useDecision(name).Obligations.InputRules()) > 0 {
+			size = -1
+		}
+		h.inputs = append(h.inputs, sandbox.Input{Name: name, Kind: kind, Size: size})
 	}
 	return h
 }
