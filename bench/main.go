@@ -1,10 +1,14 @@
 // Command bench measures Styx on this machine and prints the figures docs/performance.md records.
 //
+//	go run ./bench all [-quick] [-json]         every section below, then one summary table
 //	go run ./bench pad [-size 1GiB] [-runs 3]   Pad seal/open against raw AES-256-GCM and age
 //	go run ./bench pad-rss [-size 1GiB]         peak memory of sealing and opening a large Pad
+//	go run ./bench admission                    job admission overhead for 3 inputs vs plaintext
+//	go run ./bench train                        SVM training in Styx vs plain Go
+//	go run ./bench query                        query throughput under policy vs a bare server
+//	go run ./bench scale                        cost per row at 1×, 10×, 100× the WDBC rows
 //
-// Each section lives in its own file and adds itself to sections with register, so later sections
-// (admission, training, queries) are one more file each.
+// Each section lives in its own file and adds itself to sections with register.
 package main
 
 import (
