@@ -73,8 +73,12 @@ func (e *Engine) Revoke(ctx context.Context, caller *party.Identity, rv *api.Rev
 		}
 		return nil, api.Errorf(api.ErrConflict, "Pad %s is already revoked", rec.ID)
 	}
+	reason := rv.Reason
+	if reason == "" {
+		reason = "revoked by its owner (no reason given)"
+	}
 	if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindRevoke, Actor: signer.ID().String(), Pads: []string{rec.ID},
-		Reasons: []string{rv.Reason}}); err != nil {
+		Reasons: []string{reason}}); err != nil {
 		return nil, err
 	}
 	return e.cascade(ctx, signer.ID(), rec.ID)
