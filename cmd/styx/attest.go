@@ -69,7 +69,7 @@ func (f attestFlags) report(e *env, id *party.Identity, c *tee.Claims) error {
 func runAttest(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	server := fs.String("server", "", "node `URL` (https://host:port)")
 	bundleOut := fs.String("bundle", "", "save the verified bundle to `FILE` (for styx pad seal --to-cluster)")
-	pins := fs.String("pins", "", "pin store `FILE` (default: styx/pins.json in the user config directory)")
+	pins := fs.String("pins", e.getenv(envPins), "pin store `FILE` (env "+envPins+"; default: styx/pins.json in the user config directory)")
 	af := defineAttestFlags(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
