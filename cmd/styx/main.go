@@ -52,10 +52,11 @@ type env struct {
 // errUsage reports a command line that does not parse; the usage has already been printed.
 var errUsage = errors.New("usage")
 
-// parse parses the flags of a command and prints its usage on error.
+// parse parses the flags of a command and prints its usage on error. Flags may come before or
+// after the positional arguments ("styx release PADID -o FILE"); "--" ends the flags.
 func (e *env) parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(e.stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(permute(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
 		}
@@ -142,4 +143,41 @@ func usage(w io.Writer, prefix []string) {
 		fmt.Fprintf(w, "  %-22s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'styx COMMAND -h' for the flags of a command.")
+}
+
+// permute moves flags (with their values) ahead of positional arguments, so that the standard
+// flag package, which stops at the first positional argument, sees them all.
+func permute(fs *flag.FlagSet, args []string) []string {
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // unknown: Parse reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if len(positional) > 0 && positional[0] != "--" {
+		flags = append(flags, "--")
+	}
+	return append(flags, positional...)
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -21,4 +23,25 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI scenarios in testdata/*.txt as a user would type them.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{Dir: "testdata"})
+}
+
+func TestPermute(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.String("o", "", "")
+	fs.Bool("json", false, "")
+	for _, tc := range []struct{ in, want string }{
+		{"PAD -o out", "-o out -- PAD"},
+		{"-o out PAD", "-o out -- PAD"},
+		{"PAD --json -o=x", "--json -o=x -- PAD"},
+		{"a -- -o b", "-- a -- -o b"},
+		{"-- -o", "-- -o"},
+		{"-", "-- -"},
+		{"PAD -unknown", "-unknown -- PAD"},
+		{"", ""},
+	} {
+		got := strings.Join(permute(fs, strings.Fields(tc.in)), " ")
+		if got != tc.want {
+			t.Errorf("permute(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }
