@@ -64,6 +64,7 @@ func TestIdentityTypoIsAnError(t *testing.T) {
 	}
 }
 
+// flip returns a lower-case base32 character other than c, so a "typo" always changes the string.
 func flip(c byte) string {
 	if c == 'a' {
 		return "b"
@@ -234,7 +235,7 @@ func TestParseKeyErrors(t *testing.T) {
 		{"identity", k.Identity().String(), "public identity"},
 		{"two keys", keyLine + "\n" + keyLine, "more than one"},
 		{"damaged", keyLine[:len(keyLine)-3], "damaged"},
-		{"typo", keyLine[:30] + "A" + keyLine[31:], ""},
+		{"typo", keyLine[:30] + strings.ToUpper(flip(keyLine[30]|0x20)) + keyLine[31:], "checksum"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseKey([]byte(tc.in))
