@@ -31,6 +31,7 @@ var (
 	readFn  = wasmFunc{"styx", "read", []byte{tI32, tI32, tI32}, []byte{tI32}}
 	openFn  = wasmFunc{"styx", "open", []byte{tI32, tI32}, []byte{tI32}}
 	dotFn   = wasmFunc{"styx", "dot", []byte{tI32, tI32, tI32}, []byte{tF64}}
+	scalFn  = wasmFunc{"styx", "scal", []byte{tI32, tF64, tI32}, nil}
 	gemvFn  = wasmFunc{"styx", "gemv", []byte{tI32, tI32, tI32, tF64, tI32, tI32, tF64, tI32}, nil}
 	queryFn = wasmFunc{"styx", "query_respond", []byte{tI32, tI32}, []byte{tI32}}
 	qopenFn = wasmFunc{"styx", "query_open", nil, []byte{tI32}}
@@ -77,6 +78,15 @@ func catalogue() []hostileCase {
 			cat(i32c(7), i32c(0), i32c(0), i32c(8), i32c(1), call(0), drop()))), want: nil},
 		{name: "hinge_step on an empty batch", wasm: raw(module([]wasmFunc{hingeFn},
 			cat(f64c(0), f64c(0), f64c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), i32c(0), call(0), drop()))), want: nil},
+		// 2²⁹ float64 values are exactly 2³² bytes: a byte length that wraps to 0 in 32 bits.
+		{name: "dot of 2^29 elements (byte length wraps)", wasm: raw(module([]wasmFunc{dotFn}, cat(i32c(1<<29), i32c(0), i32c(0), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "scal of 2^29 elements", wasm: raw(module([]wasmFunc{scalFn}, cat(i32c(1<<29), f64c(2), i32c(0), call(0)))), want: []error{ErrGuestFault}},
+		{name: "gemv of a 2^15 x 2^14 matrix", wasm: raw(module([]wasmFunc{gemvFn},
+			cat(i32c(0), i32c(1<<15), i32c(1<<14), f64c(0), i32c(0), i32c(0), f64c(0), i32c(0), call(0)))), want: []error{ErrGuestFault}},
+		{name: "colvar of 2^29 values", wasm: raw(module([]wasmFunc{colvFn},
+			cat(i32c(1<<28), i32c(2), i32c(0), i32c(0), i32c(0), call(0)))), want: []error{ErrGuestFault}},
+		{name: "csv_floats of 2^29 values at the end of memory", wasm: raw(module([]wasmFunc{csvFFn},
+			cat(i32c(1), i32c(65528), i32c(1<<29), call(0), drop()))), want: []error{ErrGuestFault}},
 		{name: "trap", wasm: raw(module(nil, []byte{0x00})), want: []error{ErrGuestFault}}, // unreachable
 	}
 }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"unsafe"
 
 	"github.com/styx-tee/styx/internal/ml"
@@ -27,12 +28,17 @@ func kernelFuncs() []hostFunc {
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
+// maxFloats is the most float64 values a guest vector can hold: their byte length must fit the
+// 32-bit length guest memory is read with. (A bound of 2³²/8 let n = 2²⁹ through, whose byte
+// length wrapped to 0 and passed the bounds check with a zero-length view.)
+const maxFloats = math.MaxUint32 / 8
+
 // floats returns a view of n float64 values at ptr in guest memory, or ends the run.
 func floats(m api.Module, ptr uint32, n uint64) []float64 {
 	if n == 0 {
 		return nil
 	}
-	if n > (1<<32)/8 {
+	if n > maxFloats {
 		panic(faultf(ErrGuestFault, "kernel call with %d elements", n))
 	}
 	b := guestBytes(m, ptr, uint32(n*8))
@@ -69,7 +75,7 @@ func kGemv(_ context.Context, mod api.Module, stack []uint64) {
 	if trans {
 		xn, yn = m, n
 	}
-	if m*n > (1<<32)/8 { // m, n < 2³² so m*n cannot overflow 64 bits
+	if m*n > maxFloats { // m, n < 2³² so m*n cannot overflow 64 bits
 		panic(faultf(ErrGuestFault, "gemv of a %d×%d matrix", m, n))
 	}
 	a := floats(mod, api.DecodeU32(stack[4]), m*n)
@@ -82,7 +88,7 @@ func kGemv(_ context.Context, mod api.Module, stack []uint64) {
 func kHingeStep(_ context.Context, mod api.Module, stack []uint64) {
 	eta, lambda, bias := api.DecodeF64(stack[0]), api.DecodeF64(stack[1]), api.DecodeF64(stack[2])
 	b, n := uint64(api.DecodeU32(stack[3])), uint64(api.DecodeU32(stack[4]))
-	if b*n > (1<<32)/8 || 2*n+b > (1<<32)/8 {
+	if b*n > maxFloats || 2*n+b > maxFloats {
 		panic(faultf(ErrGuestFault, "hinge_step on a %d×%d batch", b, n))
 	}
 	ptr := func(i int) uint32 { return api.DecodeU32(stack[i]) }
@@ -95,7 +101,7 @@ func kHingeStep(_ context.Context, mod api.Module, stack []uint64) {
 // kColVar: colvar(m, n, a, mean, out): out[j] = Σᵢ (a[i][j] − mean[j])².
 func kColVar(_ context.Context, mod api.Module, stack []uint64) {
 	m, n := uint64(api.DecodeU32(stack[0])), uint64(api.DecodeU32(stack[1]))
-	if m*n > (1<<32)/8 {
+	if m*n > maxFloats {
 		panic(faultf(ErrGuestFault, "colvar of a %d×%d matrix", m, n))
 	}
 	a := floats(mod, api.DecodeU32(stack[2]), m*n)

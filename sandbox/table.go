@@ -169,7 +169,7 @@ func hCSVSplit(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = api.EncodeI32(-errnoDenied)
 		return
 	}
-	if rows*uint64(t.width) > (1<<32)/8 {
+	if rows*uint64(t.width) > maxFloats {
 		panic(faultf(ErrGuestFault, "csv_split of %d rows", rows))
 	}
 	x := floats(m, api.DecodeU32(stack[2]), rows*uint64(t.width-1))
