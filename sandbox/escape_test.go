@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -227,5 +229,37 @@ func TestClosedInstance(t *testing.T) {
 	in.Close(context.Background())
 	if _, err := in.Query(context.Background(), []byte("a\n1\n")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("query on a closed instance: %v", err)
+	}
+}
+
+// store8 writes the byte v at addr (i32.store8).
+func store8(addr, v int32) []byte { return cat(i32c(addr), i32c(v), []byte{0x3a, 0x00, 0x00}) }
+
+// A program could compute an input or output name from the data it read and ask for it: the
+// refusal must not carry the name to the operator's log, even at debug level.
+func TestGuestNamesNeverReachNodeLog(t *testing.T) {
+	var buf bytes.Buffer
+	lg := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := newRuntime(t, Config{Logger: lg})
+	const secret = "SECRET-ROW-42"
+	var body []byte
+	for i, c := range secret {
+		body = append(body, store8(int32(100+i), c)...)
+	}
+	kind := "log"
+	for i, c := range kind {
+		body = append(body, store8(int32(200+i), c)...)
+	}
+	createFn := wasmFunc{"styx", "create", []byte{tI32, tI32, tI32, tI32}, []byte{tI32}}
+	body = cat(body, i32c(100), i32c(int32(len(secret))), call(0), drop(),
+		i32c(100), i32c(int32(len(secret))), i32c(200), i32c(int32(len(kind))), call(1), drop())
+	if _, err := r.Run(context.Background(), module([]wasmFunc{openFn, createFn}, body), newHost(nil, nil)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !strings.Contains(buf.String(), "may not open") || !strings.Contains(buf.String(), "may not create") {
+		t.Fatalf("the refusals were not logged at all:\n%s", buf.String())
+	}
+	if strings.Contains(buf.String(), secret) {
+		t.Fatalf("a name the program chose reached the node's log:\n%s", buf.String())
 	}
 }

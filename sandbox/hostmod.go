@@ -112,7 +112,9 @@ func hOpen(ctx context.Context, m api.Module, stack []uint64) {
 	}
 	r, err := st.host.Open(name)
 	if err != nil {
-		st.cfg.Logger.Debug("sandbox: input refused", "input", name, "err", err)
+		// Neither the name nor the error reaches the node's log: the program chose the name,
+		// and it may have computed it from the data (a channel to the operator).
+		st.cfg.Logger.Debug("sandbox: a program asked for an input it may not open")
 		stack[0] = api.EncodeI32(-errnoNotFound)
 		return
 	}
@@ -129,7 +131,7 @@ func hCreate(ctx context.Context, m api.Module, stack []uint64) {
 	}
 	w, err := st.host.Create(name, Kind(kind))
 	if err != nil {
-		st.cfg.Logger.Debug("sandbox: output refused", "output", name, "err", err)
+		st.cfg.Logger.Debug("sandbox: a program asked for an output it may not create")
 		stack[0] = api.EncodeI32(-errnoDenied)
 		return
 	}
