@@ -9,14 +9,19 @@ import (
 )
 
 // nonceCache remembers the nonces of accepted requests until their date falls out of the skew
-// window, after which the date check alone refuses a replay. It is bounded: when full it refuses
-// new nonces (the request fails with 503) rather than forgetting live ones, which would let a
-// replay through.
+// window, after which the date check alone refuses a replay. It is bounded: when full it forgets
+// the entry whose date is oldest and raises a floor to that date; from then on it refuses every
+// request dated at or before the floor, so a forgotten nonce can never be replayed. A flood of
+// requests (from fresh keys: any party can sign) therefore cannot lock honest callers out, as a
+// cache that refused new nonces when full would: it only narrows the window of accepted dates,
+// from the old end, and a caller whose clock is right is not affected until the flood fills the
+// cache with requests dated "now".
 type nonceCache struct {
 	mu      sync.Mutex
 	max     int
 	seen    map[nonceKey]struct{}
 	expires expiryHeap
+	floor   time.Time // requests dated at or before it are refused: their nonces may be forgotten
 }
 
 type nonceKey struct {
@@ -25,8 +30,9 @@ type nonceKey struct {
 }
 
 type nonceEntry struct {
-	key nonceKey
-	at  time.Time
+	key  nonceKey
+	date time.Time // the request's signed date
+	at   time.Time // when the entry may be forgotten: date + skew
 }
 
 func newNonceCache(max int) *nonceCache {
@@ -39,11 +45,12 @@ type nonceResult int
 const (
 	nonceFresh nonceResult = iota
 	nonceReplayed
-	nonceFull
+	nonceTooOld // dated at or before the floor: its nonce may have been forgotten
 )
 
-// add records (caller, nonce) as used until expiry, first forgetting entries expired at now.
-func (c *nonceCache) add(caller party.ID, nonce string, expiry, now time.Time) nonceResult {
+// add records (caller, nonce) of a request signed at date as used until expiry, first forgetting
+// entries expired at now, then, if the cache is full, the entry with the oldest date.
+func (c *nonceCache) add(caller party.ID, nonce string, date, expiry, now time.Time) nonceResult {
 	k := nonceKey{caller, nonce}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -54,11 +61,21 @@ func (c *nonceCache) add(caller party.ID, nonce string, expiry, now time.Time) n
 	if _, ok := c.seen[k]; ok {
 		return nonceReplayed
 	}
-	if len(c.seen) >= c.max {
-		return nonceFull
+	if !date.After(c.floor) {
+		return nonceTooOld
+	}
+	for len(c.seen) >= c.max {
+		e := heap.Pop(&c.expires).(nonceEntry)
+		delete(c.seen, e.key)
+		if e.date.After(c.floor) {
+			c.floor = e.date
+		}
+		if !date.After(c.floor) {
+			return nonceTooOld
+		}
 	}
 	c.seen[k] = struct{}{}
-	heap.Push(&c.expires, nonceEntry{k, expiry})
+	heap.Push(&c.expires, nonceEntry{key: k, date: date, at: expiry})
 	return nonceFresh
 }
 

@@ -28,7 +28,7 @@ type Config struct {
 	Logger   *slog.Logger // nil: slog.Default()
 
 	MaxSkew         time.Duration // clock skew accepted on Styx-Date; default 2 minutes
-	MaxNonces       int           // nonces remembered at once; default 1<<18 (then 503)
+	MaxNonces       int           // nonces remembered at once; default 1<<18 (then the oldest are forgotten and older dates refused)
 	MaxJSONBytes    int64         // JSON request bodies; default 1 MiB
 	MaxUploadBytes  int64         // sealed Pad uploads; default 1 GiB
 	MaxProgramBytes int64         // WebAssembly modules; default 64 MiB

@@ -31,8 +31,10 @@ type verifier struct {
 	now      func() time.Time
 }
 
-// errReplayCacheFull is returned when the nonce cache cannot take another nonce.
-var errReplayCacheFull = Errorf(ErrUnavailable, "too many recent requests; retry shortly")
+// errTooOld is returned for a request dated at or before the replay cache's floor: the cache was
+// full and forgot nonces that old, so the request cannot be told from a replay. Signing it again
+// (with the current date and a fresh nonce) succeeds.
+var errTooOld = Errorf(ErrUnavailable, "too many recent requests: requests this old are no longer accepted; sign it again and retry")
 
 // verify authenticates r from its headers alone: the strict header parse, the audience, the
 // date within the skew, the signature, and finally the nonce (recorded only for a request
@@ -53,11 +55,11 @@ func (v *verifier) verify(r *http.Request) (*SignedRequest, error) {
 	if !s.Identity.Verify(SignatureDomain, s.Canonical(), s.Signature) {
 		return nil, Errorf(ErrUnauthenticated, "bad request signature")
 	}
-	switch v.nonces.add(s.Identity.ID(), s.Nonce, s.Date.Add(v.skew), now) {
+	switch v.nonces.add(s.Identity.ID(), s.Nonce, s.Date, s.Date.Add(v.skew), now) {
 	case nonceReplayed:
 		return nil, Errorf(ErrUnauthenticated, "replayed request (nonce already used)")
-	case nonceFull:
-		return nil, errReplayCacheFull
+	case nonceTooOld:
+		return nil, errTooOld
 	}
 	return s, nil
 }
