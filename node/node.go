@@ -38,7 +38,8 @@ type Config struct {
 	DataDir string
 	// TEE is the backend: "sim" (default), "tdx" or "snp".
 	TEE string
-	// TSMRoot is the configfs-tsm root for tdx and snp (default /sys/kernel/config/tsm/report).
+	// TSMRoot is the configfs-tsm root for tdx and snp: the directory that holds report/
+	// (default /sys/kernel/config/tsm).
 	TSMRoot string
 	// RecoveryKeyFile holds the owner-held key that seals the cluster secret on tdx and snp,
 	// which have no sealing key of their own (see docs/attestation.md).
@@ -137,10 +138,7 @@ func (n *Node) clusterConfig() (cluster.Config, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return cfg, err
 	}
-	root := n.cfg.TSMRoot
-	if root == "" {
-		root = "/sys/kernel/config/tsm/report"
-	}
+	root := n.cfg.TSMRoot // "": the kernel's, /sys/kernel/config/tsm
 	var err error
 	switch n.cfg.TEE {
 	case "", "sim":

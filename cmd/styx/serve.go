@@ -23,7 +23,7 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	dataDir := fs.String("data-dir", defaultDataDir(e), "node state `DIR` (created if missing)")
 	backend := fs.String("tee", "sim", "TEE `BACKEND`: sim (development only), tdx or snp")
 	listen := fs.String("listen", node.DefaultListen, "API `ADDR`ess")
-	tsm := fs.String("tsm-root", "", "configfs-tsm report `DIR` for tdx/snp (default /sys/kernel/config/tsm/report)")
+	tsm := fs.String("tsm-root", "", "configfs-tsm root `DIR` for tdx/snp: the directory holding report/ (default /sys/kernel/config/tsm)")
 	recovery := fs.String("recovery-key", "", "owner-held recovery key `FILE` sealing the cluster secret on tdx/snp")
 	ref := fs.String("reference", "", "reference values `FILE` that joining nodes must meet (tdx/snp)")
 	workers := fs.Int("workers", 1, "jobs run at once")

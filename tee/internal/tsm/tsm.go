@@ -1,10 +1,13 @@
-// Package tsm fetches reports through the Linux configfs-tsm report interface
-// (/sys/kernel/config/tsm/report) with a configurable root, so a faked tree can stand in for the
-// kernel's.
+// Package tsm fetches reports through the Linux configfs-tsm report interface with a
+// configurable root, so a faked tree can stand in for the kernel's. The root is the directory
+// that holds the report subsystem: /sys/kernel/config/tsm for the kernel (configfsi.TsmPrefix),
+// never .../tsm/report; reports are made in root/report.
 package tsm
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,7 +17,7 @@ import (
 	"github.com/google/go-configfs-tsm/report"
 )
 
-// DefaultRoot is where the kernel mounts configfs-tsm.
+// DefaultRoot is where the kernel mounts configfs-tsm: the directory holding report/.
 const DefaultRoot = configfsi.TsmPrefix
 
 // MaxBlobSize caps what is read from the report interface.
@@ -45,6 +48,9 @@ func (c *rootClient) MkdirTemp(dir, pattern string) (string, error) {
 		return "", err
 	}
 	p, err := os.MkdirTemp(d, pattern)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("tsm: %s does not exist: the configfs-tsm root %s must be the directory that holds report/ (the kernel's is %s), and the kernel must offer configfs-tsm", d, c.root, DefaultRoot)
+	}
 	if err != nil {
 		return "", err
 	}

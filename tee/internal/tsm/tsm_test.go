@@ -38,3 +38,18 @@ func TestRootClient(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongRoot: a root that does not hold report/ (here: the report directory itself, the
+// mistake node.go once made) fails with an error naming the directory it expected.
+func TestWrongRoot(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "report"), 0o755)
+	_, _, err := Get(Client(filepath.Join(root, "report")), make([]byte, 64), "tdx_guest", false)
+	if err == nil {
+		t.Fatal("report from a tree without report/")
+	}
+	want := filepath.Join(root, "report", "report") + " does not exist"
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "holds report/") {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+}
