@@ -93,12 +93,12 @@ func updateJSON[T any](ctx context.Context, e *Engine, b store.Bucket, key strin
 
 func (e *Engine) padRecord(ctx context.Context, id string) (*padRecord, error) {
 	if !store.ValidKey(id) {
-		return nil, api.Errorf(api.ErrNotFound, "no Pad %q", id)
+		return nil, errNoPad(id)
 	}
 	var r padRecord
 	if _, err := e.getJSON(ctx, store.Pads, id, &r); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, api.Errorf(api.ErrNotFound, "no Pad %s on this node", id)
+			return nil, errNoPad(id)
 		}
 		return nil, err
 	}
@@ -106,6 +106,14 @@ func (e *Engine) padRecord(ctx context.Context, id string) (*padRecord, error) {
 		return nil, fmt.Errorf("%w: record for %s names %s", errTamperedState, id, r.ID)
 	}
 	return &r, nil
+}
+
+// errNoPad is the error for a Pad that does not exist, and for one the caller may not know of.
+func errNoPad(id string) error {
+	if !store.ValidKey(id) {
+		return api.Errorf(api.ErrNotFound, "no Pad %q", id)
+	}
+	return api.Errorf(api.ErrNotFound, "no Pad %s on this node", id)
 }
 
 // rememberParty records the full identity of a party the node has seen sign a request, so that
