@@ -64,6 +64,33 @@ func (m *Model) Accuracy(d *Dataset) (float64, error) {
 	return float64(ok) / float64(max(p.Rows(), 1)), nil
 }
 
+// Fit returns the training objective of the model on d, the L2-regularised mean hinge loss
+// λ/2·‖w‖² + mean(max(0, 1 − y·score)) with y = ±1, and the fraction of d's rows it labels
+// correctly. d must have the model's features in the model's order (as [Config.AfterEpoch]
+// receives it). Both are aggregates over all rows: one pass, one matrix-vector product on k.
+func (m *Model) Fit(k Kernels, d *Dataset) (objective, accuracy float64) {
+	n, rows := len(m.Weights), d.Rows()
+	v, off := make([]float64, n), m.Bias
+	for j := range n {
+		v[j] = m.Weights[j] / m.Std[j]
+		off -= v[j] * m.Mean[j]
+	}
+	z := make([]float64, rows)
+	if rows > 0 {
+		k.Gemv(false, rows, n, 1, d.X, v, 0, z)
+	}
+	hinge, right := 0.0, 0
+	for i, l := range d.Labels {
+		s := z[i] + off
+		hinge += max(0, 1-(2*l-1)*s)
+		if (s >= 0) == (l == 1) {
+			right++
+		}
+	}
+	rows = max(rows, 1)
+	return m.Lambda/2*Dot(m.Weights, m.Weights) + hinge/float64(rows), float64(right) / float64(rows)
+}
+
 // Marshal encodes the model as JSON.
 func (m *Model) Marshal() ([]byte, error) { return json.Marshal(m) }
 

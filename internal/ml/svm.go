@@ -14,6 +14,11 @@ type Config struct {
 	Rate   float64 `json:"rate,omitempty"`   // initial step size η₀ (default 0.5)
 	Batch  int     `json:"batch,omitempty"`  // rows per mini-batch (default 32)
 	Seed   uint64  `json:"seed,omitempty"`   // shuffling seed
+
+	// AfterEpoch, if set, is called after each epoch of this session (1, 2, …) with the model
+	// so far and the training rows in its feature order, e.g. to report a training curve with
+	// [Model.Fit]. It must not modify either.
+	AfterEpoch func(epoch int, m *Model, d *Dataset) `json:"-"`
 }
 
 func (c Config) withDefaults() Config {
@@ -54,8 +59,11 @@ func Train(k Kernels, d *Dataset, cfg Config, warm *Model) (*Model, error) {
 	}
 	t := newTrainer(k, m, cfg, p)
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x53564d))
-	for range cfg.Epochs {
+	for e := range cfg.Epochs {
 		t.epoch(rng.Perm(t.blocks))
+		if cfg.AfterEpoch != nil {
+			cfg.AfterEpoch(e+1, m, p)
+		}
 	}
 	m.Epochs += cfg.Epochs
 	m.Rows = p.Rows()

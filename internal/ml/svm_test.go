@@ -208,3 +208,34 @@ func TestFromTable(t *testing.T) {
 		}
 	}
 }
+
+// TestAfterEpochCurve checks the training-curve hook: called once per epoch in order, with the
+// model as it stands (the last call sees the returned model), without changing the training,
+// and Fit agrees with Accuracy and falls as training proceeds.
+func TestAfterEpochCurve(t *testing.T) {
+	d := loadWDBC(t)
+	type point struct{ obj, acc float64 }
+	var curve []point
+	cfg := Config{Seed: 3, Epochs: 8, AfterEpoch: func(e int, m *Model, p *Dataset) {
+		if e != len(curve)+1 || len(p.Features) != len(m.Weights) {
+			t.Fatalf("epoch %d after %d calls, %d features", e, len(curve), len(p.Features))
+		}
+		obj, acc := m.Fit(Go{}, p)
+		curve = append(curve, point{obj, acc})
+	}}
+	m, err := Train(Go{}, d, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := Train(Go{}, d, Config{Seed: 3, Epochs: 8}, nil)
+	ja, _ := m.Marshal()
+	jb, _ := plain.Marshal()
+	if !bytes.Equal(ja, jb) || len(curve) != 8 {
+		t.Fatalf("the hook changed the training or was called %d times", len(curve))
+	}
+	acc, _ := m.Accuracy(d)
+	last := curve[len(curve)-1]
+	if last.acc != acc || !(last.obj < curve[0].obj) || last.obj <= 0 {
+		t.Fatalf("fit %+v, accuracy %v, first objective %v", last, acc, curve[0].obj)
+	}
+}
