@@ -45,9 +45,6 @@ type Config struct {
 	// JobAckWait is how long a worker may hold a job without acknowledging
 	// or signalling progress before it is redelivered. Zero means 1 minute.
 	JobAckWait time.Duration
-	// AuditMaxAge drops audit events older than this. Zero keeps them
-	// forever (the default: the audit log is append-only).
-	AuditMaxAge time.Duration
 
 	// noSync turns SyncAlways off. Benchmarks only, to measure its cost.
 	noSync bool
@@ -118,7 +115,7 @@ func (c *Config) validate() error {
 	if c.Key == nil {
 		return fmt.Errorf("%w: Config.Key is nil", ErrInvalid)
 	}
-	if c.MaxStoreBytes < 0 || c.JobMaxDeliver < 0 || c.JobAckWait < 0 || c.AuditMaxAge < 0 {
+	if c.MaxStoreBytes < 0 || c.JobMaxDeliver < 0 || c.JobAckWait < 0 {
 		return fmt.Errorf("%w: negative limit in Config", ErrInvalid)
 	}
 	return nil
@@ -226,7 +223,7 @@ func (s *Store) setup(ctx context.Context) error {
 	var errBuckets, errJobs, errAudit error
 	wg.Go(func() { errBuckets = s.createBuckets(ctx) })
 	wg.Go(func() { s.jobs, errJobs = newQueue(ctx, s.js, s.cfg.JobMaxDeliver, s.cfg.JobAckWait) })
-	wg.Go(func() { s.audit, errAudit = newAuditStream(ctx, s.js, s.cfg.AuditMaxAge) })
+	wg.Go(func() { s.audit, errAudit = newAuditStream(ctx, s.js) })
 	wg.Wait()
 	return errors.Join(errBuckets, errJobs, errAudit)
 }
