@@ -236,11 +236,18 @@ func (n *Node) openState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.Audit, err = audit.Open(filepath.Join(n.cfg.DataDir, "audit"), audit.Options{
+	// The transparency log's records live in the store's audit stream, sealed under a key of
+	// their own; its tree heads are signed here, with the cluster key.
+	records, err := n.Store.OpenAuditLog(ctx, seal)
+	if err != nil {
+		return fmt.Errorf("node: audit log: %w", err)
+	}
+	n.Audit, err = audit.New(records, audit.Options{
 		Origin: "styx.cluster." + ck.Identity().ID().String()[len("styxid1"):][:16], Signer: rawSigner{ck},
-		PublicKey: ck.Identity().SigningKey(), Now: n.cfg.Now, Logger: n.cfg.Logger, Seal: seal,
+		PublicKey: ck.Identity().SigningKey(), Now: n.cfg.Now, Logger: n.cfg.Logger,
 	})
 	if err != nil {
+		records.Close()
 		return fmt.Errorf("node: audit log: %w", err)
 	}
 	n.closers = append(n.closers, n.Audit.Close)
