@@ -5,18 +5,16 @@ import (
 	"errors"
 	"testing"
 
-	labi "github.com/google/go-sev-guest/client/linuxabi"
 	sevtest "github.com/google/go-sev-guest/testing"
 
 	"github.com/styx-tee/styx/tee"
+	"github.com/styx-tee/styx/tee/snp/snptest"
 )
 
 // fakeDevice answers MSG_KEY_REQ like the firmware: one key per exact request.
 func fakeDevice(t *testing.T, key []byte) *sevtest.Device {
-	req := DerivedKeyRequest(0)
-	abiReq := &labi.SnpDerivedKeyReqABI{RootKeySelect: 0, GuestFieldSelect: req.GuestFieldSelect.ABI(), Vmpl: req.Vmpl}
-	d := &sevtest.Device{Keys: map[string][]byte{sevtest.DerivedKeyRequestToString(abiReq): key}}
-	if err := d.Open(""); err != nil {
+	d, err := snptest.DerivedKeyDevice(DerivedKeyRequest(0), key)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return d

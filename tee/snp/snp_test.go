@@ -1,20 +1,16 @@
 package snp
 
 import (
-	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-configfs-tsm/configfs/configfsi"
-	"github.com/google/go-configfs-tsm/configfs/faketsm"
 	"github.com/google/go-sev-guest/abi"
-	sevtest "github.com/google/go-sev-guest/testing"
 	"github.com/google/go-sev-guest/verify/testdata"
-	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/styx-tee/styx/tee"
+	"github.com/styx-tee/styx/tee/snp/snptest"
 )
 
 // goldenAt is a time at which the sample's VCEK (and AMD's Milan roots) are valid.
@@ -139,44 +135,26 @@ func TestGoldenReportFlippedBytes(t *testing.T) {
 	t.Logf("%d of %d positions flipped, all refused", n, len(ev.Data))
 }
 
-// fake is go-sev-guest's test-only AMD signer (ARK → ASK → VCEK) with reports built around it.
-type fake struct {
-	signer      *sevtest.AmdSigner
-	measurement [48]byte
-	debug       bool
-}
+// fake is go-sev-guest's test-only AMD signer (ARK → ASK → VCEK) through snptest.
+type fake struct{ *snptest.Signer }
 
 var fakeEpoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 func newFake(t testing.TB) *fake {
-	s, err := sevtest.DefaultTestOnlyCertChain("Milan-B0", fakeEpoch)
+	s, err := snptest.NewSigner(fakeEpoch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fake{signer: s}
-	f.measurement[0] = 0x5e
-	return f
+	s.Measurement[0] = 0x5e
+	return &fake{s}
 }
 
 func (f *fake) report(t testing.TB, reportData []byte) []byte {
-	raw := sevtest.CreateRawReport(&sevtest.TestReportOptions{ReportData: reportData})
-	r := raw[:abi.ReportSize]
-	binary.LittleEndian.PutUint64(r[0x08:0x10], abi.SnpPolicyToBytes(abi.SnpPolicy{Debug: f.debug}))
-	copy(r[0x90:0xC0], f.measurement[:])
-	sr, ss, err := f.signer.Sign(abi.SignedComponent(r))
+	r, err := f.Report(reportData)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := abi.SetSignature(sr, ss, r); err != nil {
-		t.Fatal(err)
-	}
 	return r
-}
-
-func (f *fake) roots() map[string][]*trust.AMDRootCerts {
-	r := trust.AMDRootCertsProduct("Milan")
-	r.ProductCerts = &trust.ProductCerts{Ark: f.signer.Ark, Ask: f.signer.Ask}
-	return map[string][]*trust.AMDRootCerts{"Milan": {r}}
 }
 
 func (f *fake) ref() *tee.ReferenceValues {
@@ -185,38 +163,16 @@ func (f *fake) ref() *tee.ReferenceValues {
 	}}
 }
 
-// configfs fakes the kernel's configfs-tsm tree with an SNP provider signing with the fake chain.
-func (f *fake) configfs(t testing.TB) configfsi.Client {
-	rs := faketsm.ReportV7(0)
-	base := rs.ReadAttr
-	rs.ReadAttr = func(e *faketsm.ReportEntry, attr string) ([]byte, error) {
-		switch attr {
-		case "provider":
-			return []byte(Provider + "\n"), nil
-		case "outblob":
-			in := e.InAttrs["inblob"].Value
-			if len(in) != 64 {
-				return nil, errors.New("inblob is not 64 bytes")
-			}
-			return f.report(t, in), nil
-		case "auxblob":
-			return f.signer.CertTableBytes()
-		}
-		return base(e, attr)
-	}
-	return &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": rs}}
-}
-
 var fakeNow = func() time.Time { return fakeEpoch.AddDate(1, 0, 0) }
 
 func TestFakeRootFullPath(t *testing.T) {
 	f := newFake(t)
 	rd := tee.ReportData("test", []byte("nonce"))
-	ev, err := NewAttesterClient(f.configfs(t)).Evidence(rd)
+	ev, err := NewAttesterClient(f.Configfs()).Evidence(rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Verifier{Roots: f.roots(), Now: fakeNow}.Verify(ev, f.ref(), rd)
+	c, err := Verifier{Roots: f.Roots(), Now: fakeNow}.Verify(ev, f.ref(), rd)
 	if err != nil {
 		t.Fatalf("fake-root report refused with the fake root: %v", err)
 	}
@@ -229,14 +185,14 @@ func TestFakeRootFullPath(t *testing.T) {
 
 func TestFakeRootDebugGuest(t *testing.T) {
 	f := newFake(t)
-	f.debug = true
+	f.Debug = true
 	rd := tee.ReportData("test")
-	table := abi.CertTable{Entries: []abi.CertTableEntry{{GUID: vcekGUID, RawCert: f.signer.Vcek.Raw}}}
+	table := abi.CertTable{Entries: []abi.CertTableEntry{{GUID: vcekGUID, RawCert: f.VCEK()}}}
 	d, err := Compose(f.report(t, rd[:]), table.Marshal())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Verifier{Roots: f.roots(), Now: fakeNow}.Verify(tee.Evidence{Type: tee.SNP, Data: d}, f.ref(), rd)
+	_, err = Verifier{Roots: f.Roots(), Now: fakeNow}.Verify(tee.Evidence{Type: tee.SNP, Data: d}, f.ref(), rd)
 	wantErr(t, err, tee.ErrDebug)
 }
 
