@@ -3,7 +3,9 @@ package cluster
 import (
 	"crypto/hpke"
 	"crypto/subtle"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -108,12 +110,14 @@ func (j *Joiner) Complete(resp *JoinResponse) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: admitting node: %w", err)
 	}
-	return j.finish(resp.Wrap, id)
+	return j.finish(resp.Wrap, id, false)
 }
 
 // finish unwraps the cluster secret, checks it is the key of cluster, and seals it in the
-// joiner's data directory with a fresh TLS key.
-func (j *Joiner) finish(wrap []byte, cluster *party.Identity) (*Node, error) {
+// joiner's data directory with a fresh TLS key. With replace, sealed files an earlier run left
+// (which the joiner's sealer cannot open) are removed once the key checked out; without, their
+// presence is an error.
+func (j *Joiner) finish(wrap []byte, cluster *party.Identity, replace bool) (*Node, error) {
 	sk, err := j.key.HPKEPrivateKey(party.KEMXWing)
 	if err != nil {
 		return nil, err
@@ -128,6 +132,13 @@ func (j *Joiner) finish(wrap []byte, cluster *party.Identity) (*Node, error) {
 	}
 	if !k.Identity().Equal(cluster) {
 		return nil, fmt.Errorf("cluster: unwrapped key is %s, expected cluster %s: %w", k.Identity().ID(), cluster.ID(), ErrKeyMismatch)
+	}
+	if replace {
+		for _, name := range []string{ClusterKeyFile, TLSKeyFile} {
+			if err := os.Remove(filepath.Join(j.cfg.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("cluster: %w", err)
+			}
+		}
 	}
 	if _, err := os.Stat(filepath.Join(j.cfg.Dir, ClusterKeyFile)); err == nil {
 		return nil, fmt.Errorf("cluster: %s already holds a cluster key", j.cfg.Dir)
