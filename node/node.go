@@ -23,12 +23,11 @@ import (
 	"github.com/styx-tee/styx/audit"
 	"github.com/styx-tee/styx/cluster"
 	"github.com/styx-tee/styx/engine"
+	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/sandbox"
 	"github.com/styx-tee/styx/store"
 	"github.com/styx-tee/styx/tee"
 	"github.com/styx-tee/styx/tee/sim"
-	"github.com/styx-tee/styx/tee/snp"
-	"github.com/styx-tee/styx/tee/tdx"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -38,12 +37,19 @@ type Config struct {
 	DataDir string
 	// TEE is the backend: "sim" (default), "tdx" or "snp".
 	TEE string
-	// TSMRoot is the configfs-tsm root for tdx and snp: the directory that holds report/
-	// (default /sys/kernel/config/tsm).
-	TSMRoot string
-	// RecoveryKeyFile holds the owner-held key that seals the cluster secret on tdx and snp,
-	// which have no sealing key of their own (see docs/attestation.md).
-	RecoveryKeyFile string
+	// Platform says how a tdx or snp node reaches its TEE: the configfs-tsm root, the SEV guest
+	// device (for SNP's derived sealing key), or fakes of both in tests. The zero value means
+	// the kernel's.
+	Platform cluster.Platform
+	// EscrowTo is the owner-held recovery identity a new tdx cluster's key is escrowed to
+	// (required for tdx, which has no sealing key; see docs/attestation.md).
+	EscrowTo *party.Identity
+	// Recovery re-admits a restarted tdx node from its escrow (cluster.Recover). Nil: a
+	// restarted tdx node fails to open, saying so.
+	Recovery cluster.Holder
+	// Verifier checks evidence: the node's own and joining nodes'. Nil means
+	// cluster.DefaultVerifier() (tests pin fake roots).
+	Verifier tee.Verifier
 	// Reference are the reference values joining nodes must meet; nil accepts nodes like this
 	// one (for sim: simulated evidence).
 	Reference *tee.ReferenceValues
@@ -98,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
-	if err := n.openCluster(); err != nil {
+	if err := n.openCluster(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.openState(ctx); err != nil {
@@ -107,18 +113,12 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	return n, n.openAPI()
 }
 
-func (n *Node) openCluster() error {
+func (n *Node) openCluster(ctx context.Context) error {
 	ccfg, err := n.clusterConfig()
 	if err != nil {
 		return err
 	}
-	dir := ccfg.Dir
-	if _, err := os.Stat(filepath.Join(dir, cluster.ClusterKeyFile)); err == nil {
-		n.Cluster, err = cluster.Open(ccfg)
-	} else {
-		n.Cluster, err = cluster.Init(ccfg)
-	}
-	if err != nil {
+	if n.Cluster, err = openKeys(ctx, ccfg, n.cfg); err != nil {
 		return fmt.Errorf("node: cluster keys: %w", err)
 	}
 	// The node's own claims, read from its own evidence.
@@ -126,19 +126,57 @@ func (n *Node) openCluster() error {
 	if err != nil {
 		return fmt.Errorf("node: attest: %w", err)
 	}
-	_, n.Claims, err = b.Verify(ccfg.Reference, nil, b.Nonce)
+	_, n.Claims, err = b.Verify(ccfg.Reference, ccfg.Verifier, b.Nonce)
 	if err != nil {
 		return fmt.Errorf("node: own evidence does not verify: %w", err)
 	}
 	return nil
 }
 
+// ErrRecoveryNeeded reports a tdx node that restarted: its cluster key was sealed under the
+// previous process's key and must come back from its escrow (Config.Recovery).
+var ErrRecoveryNeeded = errors.New("cluster key needs recovery")
+
+// openKeys opens the cluster keys in ccfg.Dir, creating a cluster if there is none. A tdx node
+// (no sealing key) creates its cluster escrowed to cfg.EscrowTo and, once it has one, always
+// recovers it from the escrow.
+func openKeys(ctx context.Context, ccfg cluster.Config, cfg Config) (*cluster.Node, error) {
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(ccfg.Dir, name))
+		return err == nil
+	}
+	escrowed := ccfg.Attester.Type() == tee.TDX
+	switch {
+	case escrowed && exists(cluster.EscrowFile):
+		if cfg.Recovery == nil {
+			return nil, fmt.Errorf("%s: tdx has no sealing key, so the cluster key sealed by the previous run is gone with it; recover it from %s with the escrow holder's key (styx serve --recovery-key FILE): %w",
+				ccfg.Dir, cluster.EscrowFile, ErrRecoveryNeeded)
+		}
+		return cluster.Recover(ctx, ccfg, cfg.Recovery)
+	case exists(cluster.ClusterKeyFile) && escrowed:
+		return nil, fmt.Errorf("%s holds a tdx cluster key without an escrow: it cannot be opened after a restart", ccfg.Dir)
+	case exists(cluster.ClusterKeyFile):
+		return cluster.Open(ccfg)
+	}
+	// A new cluster: make sure the TEE attests before any key is created and sealed.
+	if _, err := ccfg.Attester.Evidence(tee.ReportData("styx node startup check v1")); err != nil {
+		return nil, fmt.Errorf("%s attestation does not work: %w", ccfg.Attester.Type(), err)
+	}
+	if escrowed {
+		if cfg.EscrowTo == nil {
+			return nil, errors.New("tdx has no sealing key: a new cluster needs an owner-held recovery identity to escrow its key to (styx serve --escrow-to FILE; see docs/attestation.md)")
+		}
+		return cluster.InitEscrowed(ccfg, cfg.EscrowTo)
+	}
+	return cluster.Init(ccfg)
+}
+
 func (n *Node) clusterConfig() (cluster.Config, error) {
-	cfg := cluster.Config{Dir: filepath.Join(n.cfg.DataDir, "cluster"), Reference: n.cfg.Reference, Logger: n.cfg.Logger}
+	cfg := cluster.Config{Dir: filepath.Join(n.cfg.DataDir, "cluster"), Reference: n.cfg.Reference,
+		Verifier: n.cfg.Verifier, Logger: n.cfg.Logger}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return cfg, err
 	}
-	root := n.cfg.TSMRoot // "": the kernel's, /sys/kernel/config/tsm
 	var err error
 	switch n.cfg.TEE {
 	case "", "sim":
@@ -149,15 +187,10 @@ func (n *Node) clusterConfig() (cluster.Config, error) {
 			cfg.Reference = SimReference(m)
 		}
 	case "tdx", "snp":
-		if n.cfg.TEE == "tdx" {
-			cfg.Attester = tdx.NewAttester(root)
-		} else {
-			cfg.Attester = snp.NewAttester(root)
-		}
-		cfg.Sealer, err = recoverySealer(n.cfg.RecoveryKeyFile)
 		if cfg.Reference == nil {
 			return cfg, fmt.Errorf("node: --tee %s needs reference values for joining nodes", n.cfg.TEE)
 		}
+		cfg.Attester, cfg.Sealer, err = n.cfg.Platform.TEE(tee.Type(n.cfg.TEE), cfg.Dir)
 	default:
 		return cfg, fmt.Errorf("node: unknown TEE backend %q (want sim, tdx or snp)", n.cfg.TEE)
 	}
@@ -180,17 +213,6 @@ func (n *Node) SelfReference() *tee.ReferenceValues {
 		return SimReference([32]byte(m))
 	}
 	return n.cfg.Reference
-}
-
-func recoverySealer(path string) (tee.Sealer, error) {
-	if path == "" {
-		return nil, errors.New("node: tdx and snp have no sealing key: pass --recovery-key FILE (32 random bytes, kept by the owners; see docs/attestation.md)")
-	}
-	key, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("node: recovery key: %w", err)
-	}
-	return tee.NewKeySealer(key)
 }
 
 // selfMeasurement is what the simulated TEE reports as its measurement: the SHA-256 of the

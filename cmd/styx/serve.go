@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/styx-tee/styx/cluster"
 	"github.com/styx-tee/styx/node"
+	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/tee"
 )
 
@@ -24,7 +26,10 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	backend := fs.String("tee", "sim", "TEE `BACKEND`: sim (development only), tdx or snp")
 	listen := fs.String("listen", node.DefaultListen, "API `ADDR`ess")
 	tsm := fs.String("tsm-root", "", "configfs-tsm root `DIR` for tdx/snp: the directory holding report/ (default /sys/kernel/config/tsm)")
-	recovery := fs.String("recovery-key", "", "owner-held recovery key `FILE` sealing the cluster secret on tdx/snp")
+	sevGuest := fs.String("sev-guest", "", "SEV guest `DEVICE` for snp's derived sealing key (default /dev/sev-guest)")
+	escrowTo := fs.String("escrow-to", "", "tdx: `FILE` holding the owner-held recovery identity (styx1…) a new cluster's key is escrowed to")
+	recovery := fs.String("recovery-key", "", "tdx: the escrow holder's party key `FILE`, to recover the cluster key after a restart; "+
+		"RISK: whoever reads this file can open the cluster key, so keep it off the host except for the restart (see docs/attestation.md)")
 	ref := fs.String("reference", "", "reference values `FILE` that joining nodes must meet (tdx/snp)")
 	workers := fs.Int("workers", 1, "jobs run at once")
 	verbose := fs.Bool("v", false, "log debug messages")
@@ -40,14 +45,17 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	cfg := node.Config{DataDir: *dataDir, TEE: *backend, TSMRoot: *tsm, RecoveryKeyFile: *recovery,
-		Listen: *listen, Workers: *workers, Logger: logger}
+	cfg := node.Config{DataDir: *dataDir, TEE: *backend, Listen: *listen, Workers: *workers, Logger: logger,
+		Platform: cluster.Platform{TSMRoot: *tsm, SEVGuestDevice: *sevGuest}}
 	if *ref != "" {
 		rv, err := tee.LoadReferenceValues(*ref)
 		if err != nil {
 			return err
 		}
 		cfg.Reference = rv
+	}
+	if err := escrowFlags(&cfg, *escrowTo, *recovery); err != nil {
+		return err
 	}
 	n, err := node.Open(ctx, cfg)
 	if err != nil {
@@ -74,6 +82,29 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		return nil
 	}
 	return err
+}
+
+// escrowFlags sets the escrow recipient and the in-process escrow holder of a tdx node.
+func escrowFlags(cfg *node.Config, escrowTo, recoveryKey string) error {
+	if escrowTo != "" {
+		data, err := os.ReadFile(escrowTo)
+		if err != nil {
+			return fmt.Errorf("--escrow-to: %w", err)
+		}
+		id, err := party.ParseIdentity(strings.TrimSpace(string(data)))
+		if err != nil {
+			return fmt.Errorf("--escrow-to %s: %w", escrowTo, err)
+		}
+		cfg.EscrowTo = id
+	}
+	if recoveryKey != "" {
+		k, err := party.LoadKeyFile(recoveryKey)
+		if err != nil {
+			return fmt.Errorf("--recovery-key: %w", err)
+		}
+		cfg.Recovery = &cluster.LocalHolder{Key: k, Reference: cfg.Reference}
+	}
+	return nil
 }
 
 // writeNodeFiles writes the node's attestation bundle and, for a simulated node, reference
