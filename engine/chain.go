@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/styx-tee/styx/api"
@@ -58,6 +59,10 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 		}
 	}
 	relaxDistances(ch, dist)
+	paths, err := pathKinds(ch, dist)
+	if err != nil {
+		return nil, err
+	}
 	ch.pc.Pad = e.padRef(root)
 	for _, pid := range ch.order {
 		n := ch.nodes[pid]
@@ -71,7 +76,8 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch.pc.Sources = append(ch.pc.Sources, policy.Source{Pad: e.padRef(n), Policy: pol, Distance: dist[pid]})
+		ch.pc.Sources = append(ch.pc.Sources, policy.Source{Pad: e.padRef(n), Policy: pol, Distance: dist[pid],
+			FirstKinds: paths[pid].first.list(), LaterKinds: paths[pid].later.list()})
 	}
 	return ch, nil
 }
@@ -89,6 +95,55 @@ func relaxDistances(ch *chain, dist map[string]int) {
 			}
 		}
 	}
+}
+
+// kindSet is a set of output kinds, one bit per entry of policy.Kinds.
+type kindSet uint8
+
+func (s kindSet) list() []policy.Kind {
+	var out []policy.Kind
+	for i, k := range policy.Kinds {
+		if s&(1<<i) != 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// sourcePaths are the kinds on a sealed ancestor's derivation paths to the root (policy.Source).
+type sourcePaths struct{ first, later kindSet }
+
+// pathKinds returns, for every Pad of the chain, the kinds of its children in the chain (first) and
+// of every Pad below those children (later): every derive rule they name governs the root
+// (docs/policy.md §Derivation). Every Pad of the chain is an ancestor of the root, so each path
+// down from it reaches the root; a child lies strictly closer to the root than its parent, so one
+// pass in order of distance sees every child before its parents.
+func pathKinds(ch *chain, dist map[string]int) (map[string]sourcePaths, error) {
+	bit := map[string]kindSet{}
+	for id, n := range ch.nodes {
+		if !n.Derived {
+			continue
+		}
+		i := slices.Index(policy.Kinds, policy.Kind(n.Kind))
+		if i < 0 {
+			return nil, fmt.Errorf("%w: derived Pad %s has unknown kind %q", errTamperedState, id, n.Kind)
+		}
+		bit[id] = 1 << i
+	}
+	order := slices.Clone(ch.order)
+	slices.SortStableFunc(order, func(a, b string) int { return dist[a] - dist[b] })
+	below := map[string]kindSet{} // kinds of the Pads strictly below a Pad, on its paths to the root
+	out := map[string]sourcePaths{}
+	for _, id := range order {
+		for _, p := range ch.nodes[id].Parents {
+			below[p] |= bit[id] | below[id]
+			sp := out[p]
+			sp.first |= bit[id]
+			sp.later |= below[id]
+			out[p] = sp
+		}
+	}
+	return out, nil
 }
 
 func (e *Engine) padRef(r *padRecord) policy.PadRef {

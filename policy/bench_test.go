@@ -51,7 +51,11 @@ func benchChain(b *testing.B, n int) (*Chain, *Request) {
 	ch := &Chain{Pad: PadRef{ID: "model", Kind: KindModel, Depth: 2, Owner: testID("h4")}}
 	for i := range n {
 		p := mustParse(b, benchPolicy(i))
-		ch.Sources = append(ch.Sources, Source{Pad: PadRef{ID: fmt.Sprintf("pad%d", i)}, Policy: p, Distance: 1 + i%2})
+		src := Source{Pad: PadRef{ID: fmt.Sprintf("pad%d", i)}, Policy: p, Distance: 1 + i%2}
+		if src.Distance == 2 {
+			src.FirstKinds, src.LaterKinds = []Kind{KindModel}, []Kind{KindModel}
+		}
+		ch.Sources = append(ch.Sources, src)
 	}
 	req := &Request{Principal: testID("clinic"), Action: ActionQuery, Now: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
 		TEE: TEEClaims{Type: "tdx", Measurement: "abcd", TCB: 3}, Uses: Uses{{Pad: "model", Action: ActionQuery, Party: testID("clinic")}: 41}}

@@ -97,12 +97,18 @@ func TestCombinationProperties(t *testing.T) {
 	for iter := range 400 {
 		n := 1 + r.IntN(4)
 		var all []Source
+		kind := Kinds[r.IntN(len(Kinds))]
 		for i := range n {
 			p := mustParse(t, randomPolicy(r, i))
 			name := fmt.Sprintf("s%d", i)
-			all = append(all, Source{Pad: PadRef{ID: name}, Policy: p, Distance: 1 + r.IntN(3)})
+			src := Source{Pad: PadRef{ID: name}, Policy: p, Distance: 1 + r.IntN(3)}
+			if src.Distance > 1 {
+				// Random paths: some child kinds, and later kinds that include the Pad's own.
+				src.FirstKinds = (kindBit(Kinds[r.IntN(len(Kinds))]) | kindSet(r.IntN(32))).list()
+				src.LaterKinds = (kindBit(kind) | kindSet(r.IntN(32))).list()
+			}
+			all = append(all, src)
 		}
-		kind := Kinds[r.IntN(len(Kinds))]
 		req := randomRequest(r)
 		whole := e.Decide(&Chain{Pad: PadRef{ID: "v", Kind: kind, Depth: 3}, Sources: all}, req)
 		var singles []Decision

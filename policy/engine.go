@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -93,20 +94,105 @@ func checkRequest(ch *Chain, req *Request) error {
 		case s.Distance > 0 && ch.Pad.Kind == "":
 			return fmt.Errorf("pad %q has ancestors but no kind: a derived pad needs its output kind", ch.Pad.ID)
 		}
+		if err := checkPathKinds(&s, ch.Pad.Kind); err != nil {
+			return err
+		}
 		seen[s.Pad.ID] = true
 	}
 	return nil
 }
 
-// sectionFor returns the effective section of p for a Pad of kind k at distance dist from it.
-func (p *Policy) sectionFor(k Kind, dist int) *section {
+// checkPathKinds rejects path kinds that cannot describe derivation paths from s to a Pad of kind
+// k: the kinds governing a derived Pad must be known, never guessed.
+func checkPathKinds(s *Source, k Kind) error {
+	for _, pk := range append(slices.Clone(s.FirstKinds), s.LaterKinds...) {
+		if !pk.valid() {
+			return fmt.Errorf("source %q: unknown kind %q on its derivation paths", s.Pad.ID, pk)
+		}
+	}
+	first, later := s.pathKinds(k)
+	switch {
+	case s.Distance == 0 && first|later != 0:
+		return fmt.Errorf("source %q is the requested pad but has derivation path kinds", s.Pad.ID)
+	case s.Distance == 0:
+		return nil
+	case s.Distance == 1 && later != 0:
+		return fmt.Errorf("source %q is one derivation step away but has kinds two or more steps away", s.Pad.ID)
+	case first == 0:
+		return fmt.Errorf("source %q is %d derivation steps away but the kinds of its children on the paths are not given", s.Pad.ID, s.Distance)
+	case s.Distance >= 2 && later == 0:
+		return fmt.Errorf("source %q is %d derivation steps away but the kinds two or more steps away are not given", s.Pad.ID, s.Distance)
+	case !(first | later).has(k):
+		return fmt.Errorf("source %q: the requested pad's kind %q is not on its derivation paths", s.Pad.ID, k)
+	}
+	return nil
+}
+
+// A kindSet is a set of Kinds, one bit per entry of Kinds.
+type kindSet uint8
+
+func (s kindSet) has(k Kind) bool { return s&kindBit(k) != 0 }
+
+func kindBit(k Kind) kindSet {
+	if i := slices.Index(Kinds, k); i >= 0 {
+		return 1 << i
+	}
+	return 0
+}
+
+func kindSetOf(ks []Kind) kindSet {
+	var s kindSet
+	for _, k := range ks {
+		s |= kindBit(k)
+	}
+	return s
+}
+
+// list returns the kinds of s in the order of Kinds (nil when s is empty).
+func (s kindSet) list() []Kind {
+	var out []Kind
+	for _, k := range Kinds {
+		if s.has(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// pathKinds returns the kinds on src's derivation paths to a Pad of kind padKind (docs/policy.md
+// §Derivation): at distance 1 the only path is the direct one, so an empty FirstKinds means padKind.
+func (src *Source) pathKinds(padKind Kind) (first, later kindSet) {
+	first, later = kindSetOf(src.FirstKinds), kindSetOf(src.LaterKinds)
+	if src.Distance == 1 && first == 0 && later == 0 {
+		first = kindBit(padKind)
+	}
+	return first, later
+}
+
+// sectionsFor returns the sections of p that govern a request on a Pad at distance dist from p's Pad,
+// reached by derivation paths whose first steps lead to Pads of the kinds in first and whose later
+// steps lead to Pads of the kinds in later. On p's Pad itself (dist 0) the base section governs.
+// Otherwise each first step brings its kind's derive rule, or the base section without one; each
+// later step brings its kind's derive rule if there is one and nothing new otherwise (the Pad
+// inherits its parent's restrictions, which are already in the list). A request must satisfy every
+// section returned; each appears once, the base first, then derive rules in the order of Kinds.
+func (p *Policy) sectionsFor(first, later kindSet, dist int) []*section {
 	if dist == 0 {
-		return p.base
+		return []*section{p.base}
 	}
-	if s, ok := p.derive[k]; ok {
-		return s
+	var out []*section
+	for _, k := range Kinds {
+		if _, ok := p.derive[k]; first.has(k) && !ok {
+			out = append(out, p.base)
+			break
+		}
 	}
-	return p.base
+	for _, k := range Kinds {
+		if s, ok := p.derive[k]; ok && (first.has(k) || later.has(k)) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // earlier returns the earlier of two instants, ignoring zero ones.

@@ -45,30 +45,38 @@ func (ev *evaluation) deny(src *Source, sec *section, field, format string, args
 	ev.reasons = append(ev.reasons, Reason{Pad: src.Pad.ID, Rule: path, Pos: src.Policy.pos[path], Effect: EffectDeny, Text: fmt.Sprintf(format, args...)})
 }
 
-// source evaluates one source's effective policy and merges its obligations.
+// source evaluates every section of one source that governs the request and merges their
+// obligations: the request must satisfy them all.
 func (ev *evaluation) source(src *Source) bool {
-	sec := src.Policy.sectionFor(ev.ch.Pad.Kind, src.Distance)
+	first, later := src.pathKinds(ev.ch.Pad.Kind)
+	sections := src.Policy.sectionsFor(first, later, src.Distance)
 	n := len(ev.reasons)
 	if !src.RevokedAt.IsZero() {
 		ev.reasons = append(ev.reasons, Reason{Pad: src.Pad.ID, Rule: "revoked", Effect: EffectDeny,
 			Text: fmt.Sprintf("revoked by its owner at %s", src.RevokedAt.UTC().Format(time.RFC3339))})
 	}
-	ev.checkTEE(src, sec)
-	ev.checkLifecycle(src, sec)
-	ev.checkOutput(src, sec)
-	structuredOK := len(ev.reasons) == n
+	ev.checkTEE(src, sections[0])
+	for _, sec := range sections {
+		ev.checkLifecycle(src, sec)
+		ev.checkOutput(src, sec)
+	}
+	ok := len(ev.reasons) == n
 	in := RuleInput{Request: ev.req, Principal: ev.principal, Groups: src.Policy.memberOf[ev.req.Principal], Pad: ev.ch.Pad,
 		PadOwner: ev.padOwner, Source: src.Pad.ID, Depth: src.Distance, Uses: ev.uses, PartyUses: ev.partyUses,
 		policy: src.Policy, memo: &ev.memo}
-	ok, reasons := sec.rules.Evaluate(&in)
-	for i := range reasons {
-		if reasons[i].Rule == "rules" {
-			reasons[i].Rule = sec.prefix + "rules"
+	merged := map[*InputRule]bool{}
+	for _, sec := range sections {
+		rulesOK, reasons := sec.rules.Evaluate(&in)
+		for i := range reasons {
+			if reasons[i].Rule == "rules" {
+				reasons[i].Rule = sec.prefix + "rules"
+			}
 		}
+		ev.reasons = append(ev.reasons, reasons...)
+		ok = ok && rulesOK
+		ev.merge(src, sec, merged)
 	}
-	ev.reasons = append(ev.reasons, reasons...)
-	ev.merge(src, sec)
-	return ok && structuredOK
+	return ok
 }
 
 // checkTEE reports every TEE requirement the claims miss, not just the first.

@@ -85,6 +85,7 @@ func TestHospitalScenario(t *testing.T) {
 	v2 := &Chain{Pad: PadRef{ID: "v2", Kind: KindModel, Depth: 2}, Sources: append(append([]Source{}, v1.Sources...), Source{Pad: PadRef{ID: "d"}, Policy: d, Distance: 1})}
 	for i := range v2.Sources[:3] {
 		v2.Sources[i].Distance = 2
+		v2.Sources[i].FirstKinds, v2.Sources[i].LaterKinds = []Kind{KindModel}, []Kind{KindModel}
 	}
 	q := &Request{Principal: clinic, Action: ActionQuery, Now: now, TEE: tee, Uses: Uses{}}
 	allowed := 0

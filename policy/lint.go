@@ -164,25 +164,43 @@ func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 // owns reports whether a section sets a field itself rather than inheriting it.
 func (s *section) owns(field string) bool { return s.own == nil || s.own[field] }
 
-// reachableKinds returns the kinds of Pads that can be derived from p's Pad at any depth: the kinds
-// its output rules allow, then the kinds those kinds' effective output rules allow, and so on.
+// reachableKinds returns the kinds of Pads that can be derived from p's Pad at any depth. A Pad is
+// governed by the set of sections its derivation path collects (sectionsFor); the kinds it may
+// output are the intersection of their output.kinds, and each output adds its kind's derive rule.
+// The sets are few (at most the base and one rule per kind), so the search visits each once.
 func reachableKinds(p *Policy) map[Kind]bool {
 	reach := map[Kind]bool{}
-	var visit func(s *section)
-	visit = func(s *section) {
-		kinds := s.output.Kinds
-		if kinds == nil {
-			kinds = Kinds
-		}
-		for _, k := range kinds {
-			if !reach[k] {
-				reach[k] = true
-				visit(p.sectionFor(k, 1))
+	type state struct{ first, later kindSet }
+	seen := map[state]bool{}
+	var visit func(sections []*section, st state, dist int)
+	visit = func(sections []*section, st state, dist int) {
+		for _, k := range allowedKinds(sections).list() {
+			reach[k] = true
+			next := state{st.first, st.later}
+			if dist == 0 {
+				next.first |= kindBit(k)
+			} else {
+				next.later |= kindBit(k)
+			}
+			if !seen[next] {
+				seen[next] = true
+				visit(p.sectionsFor(next.first, next.later, 1), next, 1)
 			}
 		}
 	}
-	visit(p.base)
+	visit([]*section{p.base}, state{}, 0)
 	return reach
+}
+
+// allowedKinds returns the output kinds every section allows.
+func allowedKinds(sections []*section) kindSet {
+	all := kindSetOf(Kinds)
+	for _, s := range sections {
+		if s.output.Kinds != nil {
+			all &= kindSetOf(s.output.Kinds)
+		}
+	}
+	return all
 }
 
 var partyRef = regexp.MustCompile(`Styx::Party::"([^"\\]*)"`)

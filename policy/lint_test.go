@@ -157,3 +157,37 @@ func TestLintConstantConditions(t *testing.T) {
 		t.Errorf("a live rule was flagged:\n%s", text)
 	}
 }
+
+// TestLintReachableThroughPaths: a kind is reachable only if every section along some derivation
+// path allows it, so a prediction rule cannot reopen table outputs that the model rule closed.
+func TestLintReachableThroughPaths(t *testing.T) {
+	src := `version: 1
+owner: ${owner}
+rules: |
+  permit (principal, action, resource) when { context.program == "` + strings.Repeat("c", 64) + `" };
+lifecycle: {expires: 2027-01-01T00:00:00Z}
+output: {kinds: [model]}
+derive:
+  model:
+    output: {kinds: [model, prediction]}
+  prediction:
+    output: {kinds: [table]}
+  table:
+    output: {kinds: []}
+`
+	ws, err := Lint([]byte(expand(src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text []string
+	for _, w := range ws {
+		text = append(text, w.String())
+	}
+	got := strings.Join(text, "\n")
+	if !strings.Contains(got, "derive.table: no output of kind table can ever be derived") {
+		t.Errorf("table reported reachable through a prediction of a model:\n%s", got)
+	}
+	if strings.Contains(got, "derive.prediction: no output") || strings.Contains(got, "derive.model: no output") {
+		t.Errorf("a reachable kind reported unreachable:\n%s", got)
+	}
+}

@@ -9,7 +9,8 @@ import (
 // merge folds one source's effective policy into the combined obligations: intersection of allowed
 // kinds, TEE types and measurements; minimum of byte limits; maximum of aggregation minimums and
 // TCB levels; union of recipients; earliest expiry; shortest retention; every matching input rule.
-func (ev *evaluation) merge(src *Source, sec *section) {
+// Input rules already in merged (a derive rule inherits the base's) are not added again.
+func (ev *evaluation) merge(src *Source, sec *section, merged map[*InputRule]bool) {
 	o := &ev.ob
 	out := sec.output
 	o.Output.Kinds = intersect(o.Output.Kinds, out.Kinds)
@@ -35,12 +36,18 @@ func (ev *evaluation) merge(src *Source, sec *section) {
 	o.TEE.MinTCB = max(o.TEE.MinTCB, t.MinTCB)
 	if ev.req.Action == ActionUse {
 		var rules []InputRule
-		for _, r := range sec.input {
-			if r.matches(ev.req.Purpose, ev.req.Program) {
-				rules = append(rules, r)
+		for i := range sec.input {
+			if r := &sec.input[i]; !merged[r] && r.matches(ev.req.Purpose, ev.req.Program) {
+				merged[r] = true
+				rules = append(rules, *r)
 			}
 		}
-		if len(rules) > 0 {
+		if len(rules) == 0 {
+			return
+		}
+		if last := len(o.Input) - 1; last >= 0 && o.Input[last].Source == src.Pad.ID {
+			o.Input[last].Rules = append(o.Input[last].Rules, rules...)
+		} else {
 			o.Input = append(o.Input, SourceInputRules{Source: src.Pad.ID, Rules: rules})
 		}
 	}

@@ -66,14 +66,21 @@ func TestParseAccessors(t *testing.T) {
 	if tee := p.TEE(); tee.MinTCB != 4 || len(tee.Types) != 1 || tee.AllowSimulated {
 		t.Errorf("tee %+v", tee)
 	}
-	if s := p.sectionFor(KindModel, 1); !s.lifecycle.Expires.Equal(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)) || s.output.MaxBytes != 100 || len(s.input) != 1 {
-		t.Errorf("derive section does not override lifecycle and inherit the rest: %+v", s)
+	model, table := kindBit(KindModel), kindBit(KindTable)
+	if ss := p.sectionsFor(model, 0, 1); len(ss) != 1 || !ss[0].lifecycle.Expires.Equal(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)) || ss[0].output.MaxBytes != 100 || len(ss[0].input) != 1 {
+		t.Errorf("derive section does not override lifecycle and inherit the rest: %+v", ss)
 	}
-	if s := p.sectionFor(KindModel, 0); s != p.base {
+	if ss := p.sectionsFor(model, 0, 0); len(ss) != 1 || ss[0] != p.base {
 		t.Error("distance 0 must use the base section")
 	}
-	if s := p.sectionFor(KindTable, 2); s != p.base {
-		t.Error("a kind without a derive rule must inherit the base section")
+	if ss := p.sectionsFor(table, 0, 1); len(ss) != 1 || ss[0] != p.base {
+		t.Error("a first step without a derive rule must inherit the base section")
+	}
+	if ss := p.sectionsFor(model, table, 2); len(ss) != 1 || ss[0] != p.derive[KindModel] {
+		t.Error("a later step without a derive rule must add nothing to its parent's section")
+	}
+	if ss := p.sectionsFor(model|table, model, 2); len(ss) != 2 || ss[0] != p.base || ss[1] != p.derive[KindModel] {
+		t.Errorf("paths through a model and through a table must both govern, each section once: %+v", ss)
 	}
 }
 

@@ -56,6 +56,15 @@ type Source struct {
 	// Distance is the number of derivation steps from the source to the requested Pad (the longest
 	// path when there are several); 0 when the source is the requested Pad.
 	Distance int
+	// FirstKinds and LaterKinds describe the derivation paths from the source to the requested Pad,
+	// whose derive rules all govern the request (docs/policy.md §Derivation): FirstKinds holds the
+	// kinds of the source's children on those paths, LaterKinds the kinds of the Pads two or more
+	// steps from the source on them (the requested Pad's own kind is in one of the two). Both are
+	// empty when Distance is 0. When Distance is 1 the only path is the direct one, and an empty
+	// FirstKinds means the requested Pad's kind; a source further away must give both, or every
+	// request is denied. DerivedChain computes them.
+	FirstKinds []Kind
+	LaterKinds []Kind
 	// RevokedAt is when the source's owner revoked it (zero: not revoked). A revoked source denies
 	// every request on itself and on everything derived from it.
 	RevokedAt time.Time

@@ -36,6 +36,9 @@ type tableChain struct {
 	Depth   int            `yaml:"depth"`
 	Owner   string         `yaml:"owner"`
 	Sources map[string]int `yaml:"sources"` // policy name → distance
+	// Paths gives, for a source at distance 2 or more, its derivation paths to the Pad: each the
+	// kinds of the Pads along it, space-separated, from the source's child to the Pad itself.
+	Paths map[string][]string `yaml:"paths"`
 }
 
 type tableRequest struct {
@@ -120,7 +123,11 @@ func runCase(t *testing.T, policies map[string]*Policy, defaults tableRequest, c
 		sources = map[string]int{c.Chain.Pad: 0}
 	}
 	for _, name := range sortedKeys(sources) {
-		ch.Sources = append(ch.Sources, Source{Pad: PadRef{ID: name}, Policy: policies[name], Distance: sources[name]})
+		src := Source{Pad: PadRef{ID: name}, Policy: policies[name], Distance: sources[name]}
+		if paths, ok := c.Chain.Paths[name]; ok {
+			src.FirstKinds, src.LaterKinds = tablePathKinds(t, paths, src.Distance)
+		}
+		ch.Sources = append(ch.Sources, src)
 	}
 	req := buildRequest(t, merge(defaults, c.Request), ch.Pad.ID)
 	d := NewEngine().Decide(ch, req)
@@ -142,6 +149,31 @@ func runCase(t *testing.T, policies map[string]*Policy, defaults tableRequest, c
 	if (d.Err() == nil) != d.Allow {
 		t.Errorf("Err() disagrees with Allow")
 	}
+}
+
+// tablePathKinds turns a case's paths into a source's path kinds, checking that the longest path
+// is the source's distance.
+func tablePathKinds(t *testing.T, paths []string, dist int) (first, later []Kind) {
+	var f, l kindSet
+	longest := 0
+	for _, p := range paths {
+		kinds := strings.Fields(p)
+		longest = max(longest, len(kinds))
+		for i, k := range kinds {
+			if !Kind(k).valid() {
+				t.Fatalf("path %q: unknown kind %q", p, k)
+			}
+			if i == 0 {
+				f |= kindBit(Kind(k))
+			} else {
+				l |= kindBit(Kind(k))
+			}
+		}
+	}
+	if longest != dist {
+		t.Fatalf("paths %q: the longest has %d steps, the source's distance is %d", paths, longest, dist)
+	}
+	return f.list(), l.list()
 }
 
 func merge(d, c tableRequest) tableRequest {

@@ -209,12 +209,17 @@ func buildChain(files []string, rf *requestFile, kind policy.Kind) (*policy.Chai
 		}
 		src := policy.Source{Pad: policy.PadRef{ID: padID, Owner: p.Owner()}, Policy: p}
 		if derived {
-			src.Distance = max(rf.Depth, 1)
+			path, err := rf.derivationPath(kind)
+			if err != nil {
+				return nil, err
+			}
+			src.Distance = len(path)
+			src.FirstKinds, src.LaterKinds = path[:1], path[1:]
 		}
 		ch.Sources = append(ch.Sources, src)
 	}
 	if derived {
-		ch.Pad = policy.PadRef{ID: rf.Pad, Kind: kind, Depth: max(rf.Depth, 1)}
+		ch.Pad = policy.PadRef{ID: rf.Pad, Kind: kind, Depth: ch.Sources[0].Distance}
 		if ch.Pad.ID == "" {
 			ch.Pad.ID = "derived"
 		}
@@ -231,6 +236,28 @@ func buildChain(files []string, rf *requestFile, kind policy.Kind) (*policy.Chai
 	return ch, nil
 }
 
+// derivationPath returns the kinds of the Pads from the sources' children down to the requested
+// derived Pad of kind k: the request file's path, or, without one, depth steps (default 1) all of
+// kind k.
+func (rf *requestFile) derivationPath(k policy.Kind) ([]policy.Kind, error) {
+	if len(rf.Path) == 0 {
+		path := make([]policy.Kind, max(rf.Depth, 1))
+		for i := range path {
+			path[i] = k
+		}
+		return path, nil
+	}
+	switch {
+	case len(rf.Path) > policy.MaxAncestors:
+		return nil, fmt.Errorf("request path has %d steps, more than %d", len(rf.Path), policy.MaxAncestors)
+	case rf.Depth != 0 && rf.Depth != len(rf.Path):
+		return nil, fmt.Errorf("request depth %d does not match its path of %d steps", rf.Depth, len(rf.Path))
+	case rf.Path[len(rf.Path)-1] != k:
+		return nil, fmt.Errorf("request path ends with %q but --kind is %q", rf.Path[len(rf.Path)-1], k)
+	}
+	return rf.Path, nil
+}
+
 // requestFile is the YAML form of a policy request for `styx policy explain`.
 type requestFile struct {
 	Principal string            `yaml:"principal"`
@@ -238,6 +265,7 @@ type requestFile struct {
 	Pad       string            `yaml:"pad"`
 	Owner     string            `yaml:"owner"`
 	Depth     int               `yaml:"depth"`
+	Path      []policy.Kind     `yaml:"path"` // kinds from the sources' children to the derived Pad
 	Now       string            `yaml:"now"`
 	Purpose   string            `yaml:"purpose"`
 	Program   string            `yaml:"program"`
