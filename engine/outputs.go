@@ -55,8 +55,8 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 	var claims audit.Claims
 	claims.Kind, claims.Job, claims.Program, claims.TEE = audit.ReceiptJob, st.ID, st.Spec.Program, e.auditTEE()
 	for _, name := range h.adm.inputs {
-		rec := h.adm.chains[name].pad
-		claims.Inputs = append(claims.Inputs, audit.PadRef{Pad: rec.ID, Policy: rec.PolicyDigest})
+		ch := h.adm.chains[name]
+		claims.Inputs = append(claims.Inputs, audit.PadRef{Pad: ch.pad.ID, Policy: ch.policyDigest()})
 	}
 	for _, c := range h.outs {
 		rec, err := e.sealDerived(ctx, caller, st, h, c)
@@ -156,8 +156,9 @@ func (e *Engine) sealDerived(ctx context.Context, caller *party.Identity, st *ap
 	depth := 0
 	var parentIDs []string
 	for _, name := range c.from {
-		rec := h.adm.chains[name].pad
-		digest, err := hex.DecodeString(rec.PolicyDigest)
+		ch := h.adm.chains[name]
+		rec, policyHex := ch.pad, ch.policyDigest()
+		digest, err := hex.DecodeString(policyHex)
 		if err != nil || len(digest) != 32 {
 			return nil, fmt.Errorf("%w: policy digest of %s", errTamperedState, rec.ID)
 		}
@@ -167,7 +168,7 @@ func (e *Engine) sealDerived(ctx context.Context, caller *party.Identity, st *ap
 		}
 		parents = append(parents, pad.ParentRef{ID: id, PolicyDigest: [32]byte(digest)})
 		parentIDs = append(parentIDs, rec.ID)
-		doc.Parents = append(doc.Parents, audit.PadRef{Pad: rec.ID, Policy: rec.PolicyDigest})
+		doc.Parents = append(doc.Parents, audit.PadRef{Pad: rec.ID, Policy: policyHex})
 		depth = max(depth, rec.Depth+1)
 	}
 	docBytes, _ := json.Marshal(doc)

@@ -55,11 +55,7 @@ func (e *Engine) Release(ctx context.Context, caller *party.Identity, id string)
 		}
 		recipients = append(recipients, ident)
 	}
-	digest, err := e.policyDigest(ctx, ch.pad)
-	if err != nil {
-		return nil, err
-	}
-	claims := audit.Claims{Kind: audit.ReceiptRelease, Job: "release-" + id, Inputs: []audit.PadRef{{Pad: id, Policy: digest}},
+	claims := audit.Claims{Kind: audit.ReceiptRelease, Job: "release-" + id, Inputs: []audit.PadRef{{Pad: id, Policy: ch.policyDigest()}},
 		Recipient: caller.ID().String(), TEE: e.auditTEE()}
 	receipt, err := e.audit.IssueReceipt(ctx, claims, caller.ID().String(), nil)
 	if err != nil {
@@ -81,18 +77,18 @@ func (e *Engine) Release(ctx context.Context, caller *party.Identity, id string)
 	return pr, nil
 }
 
-// policyDigest is the digest a receipt names for a Pad: its current policy for a sealed Pad,
-// its derivation record for a derived one.
-func (e *Engine) policyDigest(ctx context.Context, rec *padRecord) (string, error) {
-	if rec.Derived {
-		return rec.PolicyDigest, nil
+// policyDigest is the digest a receipt names for the chain's Pad: for a sealed Pad, the policy
+// version the chain was loaded with (the one its decisions evaluated, which after an update is no
+// longer the one in the Pad's header); for a derived Pad, its derivation record.
+func (ch *chain) policyDigest() string {
+	if !ch.pad.Derived {
+		for _, s := range ch.pc.Sources {
+			if s.Pad.ID == ch.pad.ID {
+				return hexDigest(s.Policy.Digest())
+			}
+		}
 	}
-	pol, _, err := e.currentPolicy(ctx, rec.ID)
-	if err != nil {
-		return "", err
-	}
-	d := pol.Digest()
-	return fmt.Sprintf("%x", d[:]), nil
+	return ch.pad.PolicyDigest
 }
 
 // auditDeny logs a refused release or query.

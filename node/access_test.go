@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
@@ -97,4 +100,49 @@ func otherID(id string) string {
 		repl = 'b'
 	}
 	return id[:len(id)-1] + string(repl)
+}
+
+// TestReceiptNamesEvaluatedPolicy updates a Pad's policy and runs a job: the receipt names the
+// digest of the version the admission evaluated (v2), not the one in the Pad's header (v1).
+func TestReceiptNamesEvaluatedPolicy(t *testing.T) {
+	ctx := context.Background()
+	w := newLifecycleWorld(t)
+	w.add(t, "count")
+	p := w.upload(t, w.h1k, w.h1, "", csvRows(5))
+	v2 := w.policy(w.h1k, 2, "")
+	if _, err := w.h1.UpdatePolicy(ctx, p.ID, []byte(v2)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitJob(t, w.h2, &api.JobSpec{Program: w.count, Inputs: map[string]string{"in": p.ID}, Purpose: "research",
+		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	mustDone(t, st)
+	b, err := w.h1.Receipt(ctx, st.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := audit.ParseReceipt(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(v2))
+	if want := hex.EncodeToString(sum[:]); len(r.Claims.Inputs) != 1 || r.Claims.Inputs[0].Policy != want {
+		t.Fatalf("receipt names input policies %+v, want %s (v2)", r.Claims.Inputs, want)
+	}
+}
+
+// TestRevocationStopsReadsAtOnce revokes an input while a job reads it, with the watchdog's
+// interval an hour: the per-read check notices the revocation on the job's next read.
+func TestRevocationStopsReadsAtOnce(t *testing.T) {
+	w := newLifecycleWorldRecheck(t, time.Hour)
+	w.add(t, "slow")
+	p := w.upload(t, w.h1k, w.h1, "", csvRows(20))
+	id := w.startSlow(t, w.h2, p.ID)
+	if _, err := w.h1.Revoke(context.Background(), p.ID, "withdrawn mid-read"); err != nil {
+		t.Fatal(err)
+	}
+	st := w.wait(t, w.h2, id)
+	w.mustAbort(t, st, w.h1, p.ID, "withdrawn mid-read")
+	if !strings.Contains(fmtErr(st.Error), "noticed while the program read input in") {
+		t.Fatalf("not aborted by the per-read check: %s", fmtErr(st.Error))
+	}
 }
