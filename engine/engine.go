@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/styx-tee/styx/api"
@@ -76,6 +77,14 @@ type Engine struct {
 	queries *queryServer
 
 	policies sync.Map // policy digest ([32]byte) → *policy.Policy
+
+	// epoch counts the revocations and policy updates this engine stored. A running job's
+	// every read compares it with the epoch its last decision saw and decides again when it
+	// moved, so a change made on this node stops the job at its next read; changes made on
+	// other nodes are caught by the once-a-Recheck watchdog.
+	epoch atomic.Uint64
+	// hook, set only by tests, is called at named points of a job's output path.
+	hook func(stage string)
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // job id → channels closed when the job ends
@@ -159,6 +168,13 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	e.queries.close()
 	return nil
+}
+
+// at calls the test hook, if any, at a named point.
+func (e *Engine) at(stage string) {
+	if e.hook != nil {
+		e.hook(stage)
+	}
 }
 
 // Simulated reports whether this node runs on the simulated TEE: everything it produces says so.

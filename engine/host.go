@@ -12,6 +12,7 @@ import (
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/pad"
+	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/policy"
 	"github.com/styx-tee/styx/sandbox"
 )
@@ -22,6 +23,7 @@ type jobHost struct {
 	e      *Engine
 	ctx    context.Context
 	cancel context.CancelCauseFunc // aborts the job (an input expired mid-run)
+	caller party.ID
 	job    string
 	spec   *api.JobSpec
 	adm    *admission
@@ -30,10 +32,11 @@ type jobHost struct {
 	read   []string         // input names in the order they were first opened
 	outs   []*capture
 	logs   bytes.Buffer
+	epoch  uint64 // the engine's epoch when the job was last decided
 }
 
-func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, job string, spec *api.JobSpec, adm *admission) *jobHost {
-	h := &jobHost{e: e, ctx: ctx, cancel: cancel, job: job, spec: spec, adm: adm, rows: map[string]int64{}}
+func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, caller party.ID, job string, spec *api.JobSpec, adm *admission, epoch uint64) *jobHost {
+	h := &jobHost{e: e, ctx: ctx, cancel: cancel, caller: caller, job: job, spec: spec, adm: adm, rows: map[string]int64{}, epoch: epoch}
 	for _, name := range adm.inputs {
 		rec := adm.chains[name].pad
 		kind := rec.ContentType
@@ -134,7 +137,8 @@ func (c *capture) Close() error {
 }
 
 // liveReader checks on every read that the job is still allowed to run (not aborted, inputs
-// not expired) and counts CSV rows for aggregation limits.
+// not expired, no revocation or policy update on this node since it was last decided) and
+// counts CSV rows for aggregation limits.
 type liveReader struct {
 	h       *jobHost
 	name    string
@@ -155,6 +159,9 @@ func (l *liveReader) Read(p []byte) (int, error) {
 		l.h.cancel(&abortError{reasons: []string{reason}})
 		return 0, errors.New(reason)
 	}
+	if err := l.h.recheck(l.name); err != nil {
+		return 0, err
+	}
 	n, err := l.r.Read(p)
 	if l.csv {
 		l.h.rows[l.name] += int64(bytes.Count(p[:n], []byte{'\n'}))
@@ -163,6 +170,28 @@ func (l *liveReader) Read(p []byte) (int, error) {
 }
 
 func (l *liveReader) Close() error { return l.c.Close() }
+
+// recheck decides the job again if a revocation or policy update was stored on this node since
+// its last decision (a comparison of two integers otherwise), and aborts it if denied.
+func (h *jobHost) recheck(input string) error {
+	cur := h.e.epoch.Load()
+	if cur == h.epoch {
+		return nil
+	}
+	adm, err := h.e.admit(h.ctx, h.caller, h.job, h.spec, false)
+	var reasons []string
+	switch {
+	case err != nil:
+		reasons = []string{"re-check failed: " + err.Error()}
+	case !adm.allowed:
+		reasons = append(adm.reasons(), "noticed while the program read input "+input)
+	default:
+		h.epoch = cur
+		return nil
+	}
+	h.cancel(&abortError{reasons: reasons})
+	return errors.New("job aborted: " + strings.Join(reasons, "; "))
+}
 
 func isCSV(contentType string) bool {
 	return strings.HasPrefix(contentType, "text/csv")

@@ -42,6 +42,7 @@ func (e *Engine) UpdatePolicy(ctx context.Context, caller *party.Identity, u *ap
 		}
 		return nil, err
 	}
+	e.epoch.Add(1)
 	d := pol.Digest()
 	if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindPolicyUpdate, Actor: signer.ID().String(), Pads: []string{rec.ID},
 		Details: map[string]string{"version": fmt.Sprint(pol.Version()), "policy": hex.EncodeToString(d[:])}}); err != nil {
@@ -73,6 +74,7 @@ func (e *Engine) Revoke(ctx context.Context, caller *party.Identity, rv *api.Rev
 		}
 		return nil, api.Errorf(api.ErrConflict, "Pad %s is already revoked", rec.ID)
 	}
+	e.epoch.Add(1)
 	reason := rv.Reason
 	if reason == "" {
 		reason = "revoked by its owner (no reason given)"

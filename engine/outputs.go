@@ -40,7 +40,22 @@ type simulatedWarning struct {
 
 // outputPipeline checks every output against the derive rules of every Pad that flowed into it,
 // then seals all of them as derived Pads, or none.
+//
+// The watchdog stopped with the program, so the job is first decided again on chains read now:
+// a revocation, policy update or expiry of the program's last instants denies it here. A
+// revocation stored after this decision but before the derived Pads' records exist would be
+// cascaded without them; so once they exist, every input ancestor is checked for revocation
+// again, and if one was revoked the outputs are destroyed. Whichever order a revocation and the
+// sealing take, no live descendant of a revoked Pad remains. A denial is an *abortError.
 func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost) (map[string]string, string, error) {
+	adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false)
+	if err != nil {
+		return nil, "", err
+	}
+	if !adm.allowed {
+		return nil, "", &abortError{reasons: adm.reasons()}
+	}
+	h.adm = adm
 	h.attachLogs()
 	for _, c := range h.outs {
 		c.Close()
@@ -51,6 +66,7 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 			return nil, "", err
 		}
 	}
+	e.at("seal")
 	outs := map[string]string{}
 	var claims audit.Claims
 	claims.Kind, claims.Job, claims.Program, claims.TEE = audit.ReceiptJob, st.ID, st.Spec.Program, e.auditTEE()
@@ -66,6 +82,15 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 		outs[c.name] = rec.ID
 		claims.Outputs = append(claims.Outputs, audit.PadRef{Pad: rec.ID, Policy: rec.PolicyDigest})
 	}
+	if reasons, err := e.revokedSince(ctx, adm); err != nil || reasons != nil {
+		if derr := e.discardOutputs(context.WithoutCancel(ctx), st.ID, "an ancestor was revoked while the job's outputs were sealed"); derr != nil {
+			return nil, "", derr
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return nil, "", &abortError{reasons: reasons}
+	}
 	if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindUse, Actor: caller.ID().String(), Job: st.ID,
 		Pads: padsOf(h), Details: map[string]string{"program": st.Spec.Program}}); err != nil {
 		return nil, "", err
@@ -79,6 +104,25 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 		return nil, "", fmt.Errorf("engine: receipt: %w", err)
 	}
 	return outs, strconv.FormatInt(r.Index, 10), nil
+}
+
+// revokedSince reads the revocations of every input and ancestor of an admission again, and
+// returns the reason of the first one found revoked (nil if none).
+func (e *Engine) revokedSince(ctx context.Context, a *admission) ([]string, error) {
+	for _, name := range a.inputs {
+		ch := a.chains[name]
+		probe := &chain{pad: ch.pad}
+		for _, id := range ch.order {
+			if err := e.checkRevoked(ctx, probe, id); err != nil {
+				return nil, err
+			}
+			if probe.revoked != "" {
+				r := revokedDecision(probe, policy.ActionDerive).Reasons[0]
+				return []string{fmt.Sprintf("input %s (%s): %s", name, policy.ActionDerive, r)}, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 func padsOf(h *jobHost) []string {

@@ -116,7 +116,9 @@ func (e *Engine) runJob(ctx context.Context, id string) error {
 
 func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.JobStatus) error {
 	spec := &st.Spec
-	// Policies may have changed since admission (update, revocation, expiry): check again.
+	// Policies may have changed since admission (update, revocation, expiry): check again. The
+	// epoch is read first, so that a change stored during this decision is seen by the reads.
+	epoch := e.epoch.Load()
 	adm, err := e.admit(ctx, caller.ID(), st.ID, spec, false)
 	if err != nil {
 		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
@@ -130,10 +132,11 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	}
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	host := e.newJobHost(jobCtx, cancel, st.ID, spec, adm)
+	host := e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec, adm, epoch)
 	stopWatch := e.watch(jobCtx, cancel, caller, st)
 	_, runErr := e.sb.Run(jobCtx, wasm, host)
 	stopWatch()
+	e.at("ran")
 	var ab *abortError
 	if errors.As(context.Cause(jobCtx), &ab) {
 		return e.abort(ctx, caller, st, adm.pads(), ab.reasons)
@@ -146,7 +149,10 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 		// output rules like any output) is kept: that is how its submitter learns why.
 		var outs map[string]string
 		if h := host.logsOnly(); h != nil {
-			outs, _, _ = e.outputPipeline(ctx, caller, st, h)
+			var err error
+			if outs, _, err = e.outputPipeline(ctx, caller, st, h); errors.As(err, &ab) {
+				return e.abort(ctx, caller, st, adm.pads(), ab.reasons)
+			}
 		}
 		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrBadRequest, "program failed: %v", runErr), outs, "")
 	}
@@ -155,6 +161,9 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 		// Outputs sealed before the failure must not outlive the job: all or none.
 		if derr := e.discardOutputs(context.WithoutCancel(ctx), st.ID, "the job that derived it failed while sealing its outputs"); derr != nil {
 			return derr
+		}
+		if errors.As(err, &ab) {
+			return e.abort(ctx, caller, st, adm.pads(), ab.reasons)
 		}
 		var apiErr *api.Error
 		if !errors.As(err, &apiErr) {
@@ -198,7 +207,8 @@ func (e *Engine) watch(ctx context.Context, cancel context.CancelCauseFunc, call
 	return func() { close(done); <-finished }
 }
 
-// abort ends a job whose inputs' policies stopped allowing it; its outputs were never sealed.
+// abort ends a job whose inputs' policies stopped allowing it; its outputs were never sealed, or
+// were destroyed.
 func (e *Engine) abort(ctx context.Context, caller *party.Identity, st *api.JobStatus, pads, reasons []string) error {
 	ev := audit.Event{Kind: audit.KindJobAbort, Actor: caller.ID().String(), Job: st.ID, Pads: pads, Reasons: reasons}
 	if _, err := e.audit.Append(ctx, ev); err != nil {

@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/internal/wasmbuild"
+	"github.com/styx-tee/styx/pad"
+	"github.com/styx-tee/styx/party"
+)
+
+// countPolicy lets its owner use and derive with any program, and release aggregates.
+const countPolicy = `version: VERSION
+owner: OWNER
+rules: |
+  @id("owner")
+  permit (principal == Styx::Party::"OWNER", action in [Styx::Action::"use", Styx::Action::"derive"], resource);
+output:
+  kinds: [aggregate, log]
+LIFECYCLE
+derive:
+  aggregate:
+    rules: |
+      @id("owner-sees")
+      permit (principal == Styx::Party::"OWNER", action == Styx::Action::"release", resource);
+tee: {allow_simulated: true}
+`
+
+func ownerPolicy(owner *party.Key, version, lifecycle string) []byte {
+	s := strings.ReplaceAll(countPolicy, "OWNER", owner.Identity().ID().String())
+	s = strings.ReplaceAll(s, "VERSION", version)
+	return []byte(strings.ReplaceAll(s, "LIFECYCLE", lifecycle))
+}
+
+// world is an engine with one owner, its Pad and the rowcount program.
+type world struct {
+	e     *Engine
+	owner *party.Key
+	pad   string
+	prog  string
+}
+
+func newWorld(t *testing.T, e *Engine, lifecycle string) *world {
+	t.Helper()
+	ctx := context.Background()
+	w := &world{e: e, owner: newParty(t)}
+	data := []byte("a,b\n1,2\n3,4\n")
+	var buf bytes.Buffer
+	if _, err := pad.Seal(&buf, bytes.NewReader(data), pad.SealOptions{Signer: w.owner,
+		Recipients: []*party.Identity{e.ClusterIdentity()}, Policy: ownerPolicy(w.owner, "1", lifecycle),
+		PolicyType: "application/styx-policy+yaml", ContentType: "text/csv", Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.UploadPad(ctx, w.owner.Identity(), &buf, int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.pad = info.ID
+	wasm, err := wasmbuild.Build(ctx, "examples/programs/rowcount", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := e.AddProgram(ctx, w.owner.Identity(), bytes.NewReader(wasm), int64(len(wasm)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.prog = prog.SHA256
+	return w
+}
+
+func newParty(t *testing.T) *party.Key {
+	t.Helper()
+	k, err := party.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// run submits a rowcount job on the world's Pad and waits for its end.
+func (w *world) run(t *testing.T) *api.JobStatus {
+	t.Helper()
+	ctx := context.Background()
+	st, err := w.e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}, Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.State.Final() {
+		t.Fatalf("job %s is still %s", st.ID, st.State)
+	}
+	return st
+}
+
+func (w *world) revoke(t *testing.T, reason string) {
+	t.Helper()
+	if _, err := w.e.Revoke(context.Background(), w.owner.Identity(), api.SignRevocation(w.owner, w.pad, reason, w.e.now())); err != nil {
+		t.Errorf("revoke: %v", err)
+	}
+}
+
+// TestRevocationWhileSealing revokes the input at the two points a job's end can race with:
+// after the program ended (the watchdog has stopped), and after the outputs were checked but
+// before they are sealed (the revocation's cascade runs before the derived Pads exist). Either
+// way the job is aborted, issues no receipt, and leaves no derived Pad with a key.
+func TestRevocationWhileSealing(t *testing.T) {
+	for _, stage := range []string{"ran", "seal"} {
+		t.Run(stage, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			e := newTestEngine(t)
+			w := newWorld(t, e, "")
+			e.hook = func(s string) {
+				if s == stage {
+					w.revoke(t, "withdrawn at "+stage)
+				}
+			}
+			e.Start(ctx)
+			defer e.Close()
+			st := w.run(t)
+			if st.State != api.JobAborted || st.Receipt != "" || len(st.Outputs) != 0 {
+				t.Fatalf("job is %s (%s), receipt %q, outputs %v; want aborted without either", st.State, fmtAPIErr(st.Error), st.Receipt, st.Outputs)
+			}
+			if !strings.Contains(fmtAPIErr(st.Error), "withdrawn at "+stage) {
+				t.Fatalf("abort reason %s does not give the revocation's", fmtAPIErr(st.Error))
+			}
+			recs, err := e.allPads(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if !r.Derived {
+					continue
+				}
+				if r.Deleted.IsZero() {
+					t.Errorf("derived Pad %s of the aborted job is live", r.ID)
+				}
+				if _, err := e.dataKey(ctx, r.ID); !errors.Is(err, ErrShredded) {
+					t.Errorf("key of derived Pad %s: %v, want shredded", r.ID, err)
+				}
+			}
+			for i := range e.audit.Size() {
+				en, err := e.audit.Read(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if en.Event.Receipt != nil {
+					t.Fatalf("a receipt was logged at %d: %+v", i, en.Event)
+				}
+			}
+		})
+	}
+}
+
+func fmtAPIErr(e *api.Error) string {
+	if e == nil {
+		return "<nil>"
+	}
+	return e.Message + " " + strings.Join(e.Reasons, "; ")
+}
