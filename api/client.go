@@ -23,13 +23,19 @@ import (
 type ClientConfig struct {
 	BaseURL string     // e.g. https://127.0.0.1:7443
 	Key     *party.Key // signs every request; opens released Pads and query answers
-	// TLS verifies the server: the cluster package's pinned configuration. Nil uses the
-	// system roots (fine behind a public proxy, not for an attested node).
+	// TLS verifies the server: the configuration pinned to the node's attested TLS key
+	// (cluster.Client.Dial builds the whole client; cluster.PinStore.TLSConfig gives the pin an
+	// earlier attestation recorded). Required unless HTTPClient or AllowUnattested is set.
 	TLS *tls.Config
+	// AllowUnattested lets a nil TLS mean the system roots (https) or no TLS at all (http):
+	// the server is then not checked against any attestation. Only for a node behind a proxy
+	// the caller trusts otherwise, or tests; never for a node that holds real data.
+	AllowUnattested bool
 	// Audience is the server name to sign for. Empty: learned from the server's TLS
 	// certificate on first use (AudienceForCert), which TLS has already verified.
 	Audience string
-	// HTTPClient overrides the transport entirely (tests). Its TLS settings then apply.
+	// HTTPClient overrides the transport entirely (tests). Its TLS settings then apply, and
+	// the caller answers for them.
 	HTTPClient *http.Client
 	Retries    int              // extra attempts for idempotent GETs; default 2, negative none
 	Now        func() time.Time // clock for Styx-Date; nil: time.Now
@@ -56,6 +62,11 @@ func (c *Client) Simulated() bool {
 	return c.simulated
 }
 
+// ErrUnattested reports a client configuration that would talk to a server no attestation
+// vouches for: no TLS configuration, and AllowUnattested not set.
+var ErrUnattested = errors.New("api: no TLS configuration: attest the node first (cluster.Client.Dial, or the pin of styx attest) " +
+	"or set ClientConfig.AllowUnattested to trust the system roots or plain http")
+
 // maxJSONResponse caps a JSON response a client reads.
 const maxJSONResponse = 64 << 20
 
@@ -71,6 +82,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	u.Path = ""
 	if cfg.Key == nil {
 		return nil, errors.New("api: ClientConfig.Key is nil")
+	}
+	if cfg.TLS == nil && cfg.HTTPClient == nil && !cfg.AllowUnattested {
+		return nil, ErrUnattested
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {

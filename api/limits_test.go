@@ -226,7 +226,7 @@ func TestGracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.srv.Serve(ctx, ln) }()
-	c, err := NewClient(ClientConfig{BaseURL: "http://" + ln.Addr().String(), Key: testKey(t, 0), Audience: "node-a",
+	c, err := NewClient(ClientConfig{BaseURL: "http://" + ln.Addr().String(), Key: testKey(t, 0), Audience: "node-a", AllowUnattested: true,
 		Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,16 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,4 +270,103 @@ func TestDefaultTSMRoot(t *testing.T) {
 			t.Errorf("%s created by a node whose TEE does not attest", name)
 		}
 	}
+}
+
+// TestDialPinned: cluster.Client.Dial attests a real node and returns a client pinned to the
+// attested TLS key. When an impostor takes the node's address, the pinned client refuses it, and
+// dialling the impostor fails even though it relays the real node's attestation.
+func TestDialPinned(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	key := newKey(t)
+	// The impostor has its own TLS key and relays GET /v1/attestation to the real node.
+	relay := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	impostor := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := relay.Get(tn.URL() + r.URL.RequestURI())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(impostor.Close)
+	p := newSwitchProxy(t, strings.TrimPrefix(tn.URL(), "https://"))
+	url := "https://" + p.ln.Addr().String()
+
+	cc := &cluster.Client{Reference: tn.SelfReference()}
+	c, att, err := cc.Dial(context.Background(), url, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !att.Cluster.Equal(tn.Cluster.Identity()) {
+		t.Fatal("dialled another cluster")
+	}
+	if _, err := c.ListPads(context.Background(), nil); err != nil {
+		t.Fatalf("pinned client against the real node: %v", err)
+	}
+
+	p.switchTo(strings.TrimPrefix(impostor.URL, "https://"))
+	_, err = c.ListPads(context.Background(), nil)
+	var pe *cluster.PinError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "server TLS key does not match the attested key") {
+		t.Fatalf("pinned client against the impostor: %v", err)
+	}
+	if c, _, err := cc.Dial(context.Background(), url, key); c != nil || !errors.As(err, &pe) {
+		t.Fatalf("dial the impostor relaying the node's attestation: %v", err)
+	}
+}
+
+// switchProxy forwards TCP connections to a target that the test can switch: a node replaced
+// under the same address.
+type switchProxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	target string
+	conns  []net.Conn
+}
+
+func newSwitchProxy(t *testing.T, target string) *switchProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.switchTo("") })
+	return p
+}
+
+func (p *switchProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { io.Copy(up, c); up.Close() }()
+		go func() { io.Copy(c, up); c.Close() }()
+	}
+}
+
+// switchTo sends new connections to target and closes the open ones.
+func (p *switchProxy) switchTo(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
