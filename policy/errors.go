@@ -19,15 +19,18 @@ var (
 
 // A SyntaxError is an error in a policy document at a position. It unwraps to ErrInvalid.
 type SyntaxError struct {
-	Line, Column int    // 1-based; 0 when unknown
+	Line, Column int    // 1-based; 0 when unknown (a YAML syntax error has a line but no column)
 	Field        string // dotted path of the field, e.g. "lifecycle.expires"; may be empty
 	Msg          string
 }
 
 func (e *SyntaxError) Error() string {
 	pos := ""
-	if e.Line > 0 {
+	switch {
+	case e.Line > 0 && e.Column > 0:
 		pos = fmt.Sprintf("%d:%d: ", e.Line, e.Column)
+	case e.Line > 0:
+		pos = fmt.Sprintf("%d: ", e.Line)
 	}
 	if e.Field != "" {
 		return fmt.Sprintf("policy: %s%s: %s", pos, e.Field, e.Msg)

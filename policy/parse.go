@@ -115,7 +115,12 @@ func decodeRoot(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &SyntaxError{Msg: "yaml: " + trimYAMLErr(err)}
+		e := &SyntaxError{Msg: "yaml: " + trimYAMLErr(err)}
+		if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1]) // yaml.v3 reports no column for syntax errors
+			e.Msg = "yaml: " + m[2]
+		}
+		return nil, e
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {

@@ -174,17 +174,13 @@ func readPolicy(path string) ([]byte, error) {
 	return data, checkPolicy(path, data)
 }
 
-// policyType infers the policy's media type from its file extension.
+// policyType is the policy's media type: lintPolicy admits only Styx policies, which are YAML
+// documents (JSON is YAML too); a .json file is labelled as JSON.
 func policyType(path string) string {
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".yaml", ".yml":
-		return "application/styx-policy+yaml"
-	case ".json":
+	if strings.EqualFold(filepath.Ext(path), ".json") {
 		return "application/styx-policy+json"
-	case ".cedar":
-		return "application/cedar"
 	}
-	return "application/octet-stream"
+	return "application/styx-policy+yaml"
 }
 
 // openSealInput opens the plaintext and learns its size, which the header needs before the first
@@ -328,15 +324,19 @@ func writeOutput(e *env, path string, mode os.FileMode, write func(io.Writer) er
 	return os.Rename(tmp.Name(), path)
 }
 
-// lintPolicy validates a Styx policy document before it is sealed (an invalid policy would make
-// a Pad no node accepts) and prints its lint warnings.
+// lintPolicy validates the policy as a Styx policy document before it is sealed, whatever its file
+// name: the engine evaluates nothing else, so any other policy would make a Pad no node accepts.
+// It prints the document's lint warnings.
 func lintPolicy(e *env, path string, data []byte, owner *party.Key) error {
-	if t := policyType(path); t != "application/styx-policy+yaml" && t != "application/styx-policy+json" {
-		return nil
-	}
 	warnings, err := stpolicy.Lint(data)
 	if err != nil {
-		return fmt.Errorf("policy %s: %w", path, err)
+		d := policyDiagnostic(err)
+		msg := strings.Join(strings.Fields(d.Message), " ") // one line, whatever the parser said
+		if d.Field != "" {
+			msg = d.Field + ": " + msg
+		}
+		loc := policyLocation(path, lintDiagnostic{Line: d.Line, Column: d.Column})
+		return fmt.Errorf("policy %s: not a valid Styx policy: %s", loc, msg)
 	}
 	if p, err := stpolicy.Parse(data); err == nil && p.Owner() != owner.Identity().ID() {
 		return fmt.Errorf("policy %s names owner %s, but the Pad would be signed by %s; no node would accept it", path, p.Owner(), owner.Identity().ID())

@@ -90,8 +90,11 @@ func policyDiagnostic(err error) *lintDiagnostic {
 
 func policyLocation(file string, d lintDiagnostic) string {
 	loc := file
-	if d.Line > 0 {
+	switch {
+	case d.Line > 0 && d.Column > 0:
 		loc = fmt.Sprintf("%s:%d:%d", file, d.Line, d.Column)
+	case d.Line > 0:
+		loc = fmt.Sprintf("%s:%d", file, d.Line) // a YAML syntax error has no column
 	}
 	if d.Field != "" {
 		loc += ": " + d.Field
