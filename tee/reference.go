@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // MaxReferenceSize caps a reference values file.
@@ -69,20 +70,23 @@ var tcbSizes = map[Type]int{TDX: 16, SNP: 8}
 // PrimaryRegister names the register every measurement set of t must name.
 func PrimaryRegister(t Type) string { return registers[t][0].name }
 
-// ParseReferenceValues parses reference values strictly: one JSON object, no unknown fields,
-// known TEE types and registers, lowercase hex of the right sizes.
+// ParseReferenceValues parses reference values strictly: one JSON object and nothing after it,
+// field names spelled exactly (no other capitalisation), no unknown fields, no key twice in any
+// object, known TEE types and registers, lowercase hex of the right sizes.
 func ParseReferenceValues(data []byte) (*ReferenceValues, error) {
 	if len(data) > MaxReferenceSize {
 		return nil, fmt.Errorf("tee: reference values are %d bytes, more than %d: %w", len(data), MaxReferenceSize, ErrMalformed)
+	}
+	// encoding/json matches field names case-insensitively and lets a repeated key win: check
+	// the keys first, then decode.
+	if err := checkKeys(data); err != nil {
+		return nil, fmt.Errorf("tee: reference values: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var rv ReferenceValues
 	if err := dec.Decode(&rv); err != nil {
 		return nil, fmt.Errorf("tee: reference values: %v: %w", err, ErrMalformed)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("tee: reference values: trailing data after the object: %w", ErrMalformed)
 	}
 	if err := rv.validate(); err != nil {
 		return nil, fmt.Errorf("tee: reference values: %w", err)
@@ -230,4 +234,119 @@ func (rv *ReferenceValues) MinTCB(t Type) []byte {
 	}
 	b, _ := hex.DecodeString(rv.TEE[t].MinTCB) // validated at parse time
 	return b
+}
+
+// keySchema describes the keys of a JSON value: fields lists the exact names of a struct's
+// fields (each with the schema of its value); a nil fields is a map whose values (or an array
+// whose elements) follow elem. A nil *keySchema constrains nothing below it.
+type keySchema struct {
+	fields map[string]*keySchema
+	elem   *keySchema
+}
+
+var referenceKeys = func() *keySchema {
+	typeRef := &keySchema{fields: map[string]*keySchema{
+		"measurements": {elem: &keySchema{}}, // an array of register maps
+		"min_tcb":      nil,
+	}}
+	return &keySchema{fields: map[string]*keySchema{
+		"allow_simulated": nil,
+		"allow_debug":     nil,
+		"tee":             {elem: typeRef},
+	}}
+}()
+
+// maxReferenceDepth caps the nesting of reference values (they need 5 levels).
+const maxReferenceDepth = 8
+
+// checkKeys refuses data unless it is exactly one JSON object whose keys are unique in every
+// object and, where referenceKeys names the fields, spelled exactly as one of them.
+func checkKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil {
+		return fmt.Errorf("%v: %w", err, ErrMalformed)
+	} else if tok != json.Delim('{') {
+		return fmt.Errorf("want a JSON object: %w", ErrMalformed)
+	}
+	if err := walkObject(dec, referenceKeys, "top level", 1); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after the object: %w", ErrMalformed)
+	}
+	return nil
+}
+
+// walkObject reads the rest of an object whose '{' was read.
+func walkObject(dec *json.Decoder, sc *keySchema, where string, depth int) error {
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("%v: %w", err, ErrMalformed)
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return fmt.Errorf("key %q twice in %s: %w", k, where, ErrMalformed)
+		}
+		seen[k] = true
+		sub := sc.child()
+		if sc != nil && sc.fields != nil {
+			var ok bool
+			if sub, ok = sc.fields[k]; !ok {
+				return fmt.Errorf("unknown field %q in %s (field names are exact: %s): %w", k, where, sc.names(), ErrMalformed)
+			}
+		}
+		if err := walkValue(dec, sub, fmt.Sprintf("%q", k), depth); err != nil {
+			return err
+		}
+	}
+	return closeToken(dec) // '}'
+}
+
+// closeToken reads the token that closes an object or array.
+func closeToken(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("%v: %w", err, ErrMalformed)
+	}
+	return nil
+}
+
+func walkValue(dec *json.Decoder, sc *keySchema, where string, depth int) error {
+	if depth > maxReferenceDepth {
+		return fmt.Errorf("nested more than %d levels: %w", maxReferenceDepth, ErrMalformed)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, ErrMalformed)
+	}
+	switch tok {
+	case json.Delim('{'):
+		return walkObject(dec, sc, where, depth+1)
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkValue(dec, sc.child(), where, depth+1); err != nil {
+				return err
+			}
+		}
+		return closeToken(dec) // ']'
+
+	}
+	return nil
+}
+
+func (sc *keySchema) child() *keySchema {
+	if sc == nil {
+		return nil
+	}
+	return sc.elem
+}
+
+func (sc *keySchema) names() string {
+	var ns []string
+	for n := range sc.fields {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return strings.Join(ns, ", ")
 }

@@ -2,6 +2,7 @@ package tee
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -32,7 +33,24 @@ func TestParseReferenceValues(t *testing.T) {
 		{"bad tcb size", `{"tee":{"snp":{"min_tcb":"00"}}}`, "min_tcb"},
 		{"tcb on sim", `{"tee":{"sim":{"min_tcb":"00"}}}`, "min_tcb"},
 		{"wrong type", `{"allow_debug":"yes"}`, "cannot unmarshal"},
-		{"array", `[]`, "cannot unmarshal"},
+		{"array", `[]`, "want a JSON object"},
+		{"null", `null`, "want a JSON object"},
+		{"other capitalisation", `{"ALLOW_SIMULATED":true}`, `unknown field "ALLOW_SIMULATED" in top level (field names are exact: allow_debug, allow_simulated, tee)`},
+		{"capitalised tee", `{"Tee":{}}`, `unknown field "Tee"`},
+		{"capitalised nested field", `{"tee":{"tdx":{"Measurements":[]}}}`, `unknown field "Measurements"`},
+		{"case-folded field", `{"allow_ſimulated":true}`, "unknown field"},
+		{"capitalised type", `{"tee":{"TDX":{}}}`, "unknown tee type"},
+		{"capitalised register", `{"tee":{"tdx":{"measurements":[{"MRTD":"` + hex48 + `"}]}}}`, `must name "mrtd"`},
+		{"duplicate key", `{"allow_debug":false,"allow_debug":true}`, `key "allow_debug" twice in top level`},
+		{"duplicate after other case", `{"allow_simulated":false,"ALLOW_SIMULATED":true}`, "unknown field"},
+		{"duplicate type", `{"tee":{"tdx":{},"tdx":{"measurements":[{"mrtd":"` + hex48 + `"}]}}}`, `key "tdx" twice in "tee"`},
+		{"duplicate min_tcb", `{"tee":{"snp":{"min_tcb":"0000000000000000","min_tcb":"0000000000000009"}}}`, `key "min_tcb" twice in "snp"`},
+		{"duplicate register", `{"tee":{"tdx":{"measurements":[{"mrtd":"` + hex48 + `","mrtd":"` + strings.Repeat("cd", 48) + `"}]}}}`, `key "mrtd" twice`},
+		{"unknown nested field", `{"tee":{"tdx":{"min_tcb":"` + strings.Repeat("00", 16) + `","max_tcb":"00"}}}`, `unknown field "max_tcb"`},
+		{"trailing garbage", `{"allow_debug":true} x`, "trailing data"},
+		{"trailing array", `{}[]`, "trailing data"},
+		{"deep nesting", `{"tee":{"tdx":{"measurements":[{"mrtd":[[[[[[[[[[]]]]]]]]]]}]}}}`, "nested more than"},
+		{"truncated", `{"tee":{"tdx":`, "EOF"},
 		{"too big", `{"tee":{}}` + strings.Repeat(" ", MaxReferenceSize), "more than"},
 	}
 	for _, tt := range tests {
@@ -129,6 +147,12 @@ func FuzzParseReferenceValues(f *testing.F) {
 	f.Add([]byte(`{"tee":{"tdx":{"measurements":[{"mrtd":"` + hex48 + `"}],"min_tcb":"` + strings.Repeat("00", 16) + `"}}}`))
 	f.Add([]byte(`{"allow_simulated":true,"tee":{"sim":{"measurements":[{"measurement":"` + strings.Repeat("00", 32) + `"}]}}}`))
 	f.Add([]byte(`{"tee":{"snp":{"measurements":[{"measurement":"` + hex48 + `","hostdata":"` + strings.Repeat("00", 32) + `"}]}}}`))
+	f.Add([]byte(`{"ALLOW_SIMULATED":true}`))
+	f.Add([]byte(`{"allow_debug":false,"allow_debug":true}`))
+	f.Add([]byte(`{"tee":{"tdx":{"measurements":[{"mrtd":"` + hex48 + `","mrtd":"` + hex48 + `"}]}}}`))
+	f.Add([]byte(`{"tee":{"tdx":{"Measurements":[]}}}`))
+	f.Add([]byte(`{"allow_simulated":true} {}`))
+	f.Add([]byte(`{"tee":{"sim":{"measurements":[[[[{}]]]]}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rv, err := ParseReferenceValues(data)
 		if err != nil {
@@ -136,6 +160,11 @@ func FuzzParseReferenceValues(f *testing.F) {
 				t.Fatalf("error %v is not ErrMalformed", err)
 			}
 			return
+		}
+		// What parses is one valid JSON value.
+		var generic any
+		if json.Unmarshal(data, &generic) != nil {
+			t.Fatal("accepted input that is not JSON")
 		}
 		m := rv.Marshal()
 		again, err := ParseReferenceValues(m)
