@@ -5,7 +5,8 @@
 //   - colstats: count, mean and standard deviation of every numeric column; one
 //     "aggregate" output "stats".
 //   - svmtrain: trains a linear SVM on every CSV input (an input named "model" warm-starts
-//     it: fine-tuning); one "model" output "model". Params: JSON ml.Config.
+//     it: fine-tuning); one "model" output "model". Params: JSON ml.Config, and
+//     "curve": true to log the training curve (objective, training accuracy per epoch).
 //   - slowcount: reads every input again and again in small reads ({"passes": N}); one
 //     "aggregate" output "count". A long job that calls the host often, for lifecycle tests.
 //   - svmpredict: a reactor (-buildmode=c-shared) that loads the input "model" once and
