@@ -6,7 +6,9 @@ package hospitals
 
 import (
 	"embed"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
@@ -19,9 +21,24 @@ var policies embed.FS
 // Policy renders the policy template of a party ("hospital-a" … "hospital-d") with vars: each
 // ${name} is replaced by vars[name]. A variable left unset is an error, never silently empty.
 func Policy(name string, vars map[string]string) ([]byte, error) {
-	b, err := policies.ReadFile("policies/" + name + ".yaml")
+	return PolicyFrom(nil, name, vars)
+}
+
+// PolicyFrom renders the template name+".yaml" of fsys if it has one, else the embedded one
+// (fsys nil: always the embedded one), as [Policy] does.
+func PolicyFrom(fsys fs.FS, name string, vars map[string]string) ([]byte, error) {
+	var b []byte
+	var err error = fs.ErrNotExist
+	if fsys != nil && fs.ValidPath(name) {
+		b, err = fs.ReadFile(fsys, name+".yaml")
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("hospitals: policy template %s: %w", name, err)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("hospitals: no policy template %q", name)
+		if b, err = policies.ReadFile("policies/" + name + ".yaml"); err != nil {
+			return nil, fmt.Errorf("hospitals: no policy template %q", name)
+		}
 	}
 	s := string(b)
 	for k, v := range vars {
