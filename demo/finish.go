@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
+	"github.com/styx-tee/styx/cluster"
 	"github.com/styx-tee/styx/internal/ml"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/tee"
 )
 
 // evaluate has a consortium member query a model with the whole held-out test set (one query,
@@ -51,20 +56,26 @@ func accuracy(answer []byte, test *ml.Dataset) (float64, error) {
 	return float64(right) / float64(test.Rows()), nil
 }
 
-// compare trains the same SVM centrally on the plaintext union in plain Go and checks the goal:
-// the joint model reaches 0.95 and stays within one point of the central one.
+// compare does the same training centrally on plaintext in plain Go and checks the goal: the
+// joint model reaches 0.95 and stays within one point of the central one. "The same training"
+// means the same program logic on the same rows: each hospital's share passes through the input
+// rules its own policy applies to this job (hospital-b drops three columns), the shares are
+// joined over their common features in input order, and trained with the same parameters.
 func (s *story) compare() error {
 	acc := &s.rep.Accuracy
 	acc.TestRows = s.data.test.Rows()
-	union, err := ml.Merge(s.data.train.Features, s.data.parts["hospital-a"], s.data.parts["hospital-b"], s.data.parts["hospital-c"])
+	union, err := s.centralInputs("hospital-a", "hospital-b", "hospital-c")
 	if err != nil {
 		return err
 	}
-	curve, central, err := trainingCurve(union, s.data.test, s.opts.Epochs)
+	curve, m, err := trainCentral(union, s.opts.Epochs)
 	if err != nil {
 		return err
 	}
-	acc.Central = central
+	s.rep.Curve.Central = curve
+	if acc.Central, err = m.Accuracy(s.data.test); err != nil {
+		return err
+	}
 	acc.Goal = "joint ≥ 0.95 and within 0.01 of central"
 	acc.Met = acc.Joint >= 0.95 && acc.Central-acc.Joint <= 0.01
 	expect, got := "allow", "allow"
@@ -72,32 +83,56 @@ func (s *story) compare() error {
 		got = "deny"
 	}
 	s.record(&Event{What: "the joint model meets the accuracy goal", Expect: expect, Got: got,
-		Detail: fmt.Sprintf("Styx joint %.4f vs central plain Go %.4f on the same %d test rows (goal: %s)", acc.Joint, acc.Central, acc.TestRows, acc.Goal)})
+		Detail: fmt.Sprintf("Styx joint %.4f vs central plain Go %.4f on the same %d test rows (goal: %s); central baseline on the same %d rows × %d features the program saw",
+			acc.Joint, acc.Central, acc.TestRows, acc.Goal, union.Rows(), len(union.Features))})
 	if s.opts.PlotPath != "" {
-		if err := writePlot(s.opts.PlotPath, curve, acc.Joint); err != nil {
+		if err := writePlot(s.opts.PlotPath, s.rep.Curve, acc.Joint, acc.Central); err != nil {
 			return err
 		}
-		fmt.Fprintf(s.out, "          training curve written to %s\n", s.opts.PlotPath)
+		fmt.Fprintf(s.out, "          training curves (Styx and central plain Go) written to %s\n", s.opts.PlotPath)
 	}
 	return nil
 }
 
-// trainingCurve trains centrally for 1…epochs epochs and returns the test accuracy after each,
-// and the final one.
-func trainingCurve(train, test *ml.Dataset, epochs int) ([]float64, float64, error) {
-	var curve []float64
-	for e := 1; e <= epochs; e++ {
-		m, err := ml.Train(ml.Go{}, train, ml.Config{Epochs: e, Seed: 1}, nil)
+// centralInputs applies to each hospital's plaintext share the input rules its current policy
+// sets for the training job (decided by the policy engine as inside Styx), and joins the shares
+// over their common features, as svmtrain does.
+func (s *story) centralInputs(hs ...string) (*ml.Dataset, error) {
+	var sets []*ml.Dataset
+	for _, h := range hs {
+		p, err := policy.Parse(s.policies[h])
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		a, err := m.Accuracy(test)
+		ch := &policy.Chain{Pad: policy.PadRef{ID: s.pads[h]}, Sources: []policy.Source{{Pad: policy.PadRef{ID: s.pads[h]}, Policy: p}}}
+		c := s.node.Claims
+		d := policy.NewEngine().Decide(ch, &policy.Request{Principal: s.parties["hospital-a"].key.Identity().ID(), Action: policy.ActionUse,
+			Now: time.Now(), Purpose: "cancer-research", Program: s.trainSHA,
+			TEE: policy.TEEClaims{Type: string(c.Type), Measurement: c.Measurement, Debug: c.Debug, Simulated: c.Simulated}})
+		if !d.Allow {
+			return nil, fmt.Errorf("central baseline: %s's policy: %w", h, d.Err())
+		}
+		set, err := ml.ReadCSV(policy.FilterCSV(bytes.NewReader(csvOf(s.data.parts[h])), d.Obligations.InputRules()), ml.LabelColumn)
 		if err != nil {
-			return nil, 0, err
+			return nil, fmt.Errorf("central baseline: %s: %w", h, err)
 		}
-		curve = append(curve, a)
+		sets = append(sets, set)
 	}
-	return curve, curve[len(curve)-1], nil
+	return ml.Merge(ml.CommonFeatures(sets...), sets...)
+}
+
+// trainCentral trains as svmtrain does, in plain Go, measuring the curve the same way.
+func trainCentral(train *ml.Dataset, epochs int) ([]EpochFit, *ml.Model, error) {
+	var curve []EpochFit
+	cfg := ml.Config{Epochs: epochs, Seed: 1, AfterEpoch: func(e int, m *ml.Model, d *ml.Dataset) {
+		obj, acc := m.Fit(ml.Go{}, d)
+		curve = append(curve, EpochFit{Epoch: e, Objective: obj, Accuracy: acc})
+	}}
+	m, err := ml.Train(ml.Go{}, train, cfg, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return curve, m, nil
 }
 
 // query: step 4.
@@ -123,6 +158,16 @@ func (s *story) query(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// Every query made so far on models derived from A's data: the two evaluations (allowed)
+	// and this step's five, as they went.
+	wantAllowed, wantDenied := 2, 0
+	for _, ev := range s.step.Events {
+		if ev.Got == "allow" {
+			wantAllowed++
+		} else {
+			wantDenied++
+		}
+	}
 	s.node.Engine.FlushQueries(ctx)
 	if err := s.act("hospital-a's audit view shows every query on models derived from its data", "allow", func() (string, error) {
 		page, err := s.parties["hospital-a"].client.Audit(ctx, &api.AuditQuery{Pad: s.pads["hospital-a"], Limit: 1000})
@@ -140,8 +185,8 @@ func (s *story) query(ctx context.Context) error {
 			fmt.Sscan(ev.Details["denied"], &d)
 			allowed, denied = allowed+a, denied+d
 		}
-		if allowed != 5 || denied != 2 {
-			return "", fmt.Errorf("audit shows %d allowed and %d denied queries, want 5 and 2", allowed, denied)
+		if allowed != wantAllowed || denied != wantDenied {
+			return "", fmt.Errorf("audit shows %d allowed and %d denied queries, want %d and %d", allowed, denied, wantAllowed, wantDenied)
 		}
 		return fmt.Sprintf("%d allowed and %d denied queries in query.batch events", allowed, denied), nil
 	}); err != nil {
@@ -169,8 +214,10 @@ func (s *story) revoke(ctx context.Context) error {
 		return err
 	}
 	row := csvOf(firstRows(s.data.test, 1))
+	// The denial must say why: hospital-b's share, an ancestor of both models, was revoked.
+	want := "ancestor Pad " + s.pads["hospital-b"] + " was revoked"
 	for _, m := range []struct{ who, name, id string }{{"clinic", "v2", s.modelV2}, {"hospital-a", "v1", s.modelV1}} {
-		if err := s.act(fmt.Sprintf("%s queries model %s", m.who, m.name), "deny", func() (string, error) {
+		if err := s.actWant(fmt.Sprintf("%s queries model %s", m.who, m.name), "deny", want, func() (string, error) {
 			_, err := s.parties[m.who].client.Query(ctx, m.id, s.predictSHA, row)
 			return "", err
 		}); err != nil {
@@ -184,10 +231,9 @@ func (s *story) revoke(ctx context.Context) error {
 // receipts: step 6.
 func (s *story) receipts(ctx context.Context) error {
 	s.begin("Every owner verifies its receipts offline and the log's consistency")
-	pub := s.node.Cluster.Identity().SigningKey()
 	for _, h := range []string{"hospital-a", "hospital-b", "hospital-c", "hospital-d"} {
 		if err := s.act(h+" verifies the receipts of the jobs that used its data", "allow", func() (string, error) {
-			return s.verifyReceipts(ctx, h, pub)
+			return s.verifyReceipts(ctx, h)
 		}); err != nil {
 			return err
 		}
@@ -196,9 +242,23 @@ func (s *story) receipts(ctx context.Context) error {
 	return nil
 }
 
-func (s *story) verifyReceipts(ctx context.Context, h string, pub []byte) (string, error) {
-	c := s.parties[h].client
-	page, err := c.Audit(ctx, &api.AuditQuery{Limit: 1000})
+// verifyReceipts verifies a hospital's receipts as `styx receipt verify --cluster BUNDLE` does:
+// with nothing from the node but the attestation bundle the hospital saved when it attested
+// it, verified again offline against the reference values it chose (here the development
+// node's own, which accept the simulated TEE: the demo runs on one), which yields the cluster's
+// signing key; then each receipt and the log's consistency with that key.
+func (s *story) verifyReceipts(ctx context.Context, h string) (string, error) {
+	a := s.parties[h]
+	bundle, err := cluster.ParseBundle(a.bundle)
+	if err != nil {
+		return "", err
+	}
+	id, attested, err := bundle.Verify(a.ref, nil, nil)
+	if err != nil {
+		return "", fmt.Errorf("cluster bundle: %w", err)
+	}
+	pub := id.SigningKey()
+	page, err := a.client.Audit(ctx, &api.AuditQuery{Limit: 1000})
 	if err != nil {
 		return "", err
 	}
@@ -208,7 +268,7 @@ func (s *story) verifyReceipts(ctx context.Context, h string, pub []byte) (strin
 		if err != nil || ev.Kind != audit.KindJobDone {
 			continue
 		}
-		raw, err := c.Receipt(ctx, fmt.Sprint(e.Index))
+		raw, err := a.client.Receipt(ctx, fmt.Sprint(e.Index))
 		if err != nil {
 			return "", err
 		}
@@ -217,38 +277,64 @@ func (s *story) verifyReceipts(ctx context.Context, h string, pub []byte) (strin
 			return "", err
 		}
 		if _, _, err := r.Verify(pub); err != nil {
-			return "", fmt.Errorf("receipt %d: %w", e.Index, err)
+			return "", fmt.Errorf("receipt %d does not verify against cluster %s: %w", e.Index, id.ID(), err)
 		}
-		if !r.Claims.TEE.Simulated && s.rep.Simulated {
-			return "", fmt.Errorf("receipt %d hides the simulated TEE", e.Index)
+		if err := sameTEE(r.Claims.TEE, attested, a.ref); err != nil {
+			return "", fmt.Errorf("receipt %d: %w", e.Index, err)
 		}
 		n++
 	}
 	if n == 0 {
 		return "", fmt.Errorf("no receipts found")
 	}
-	dir, err := os.MkdirTemp("", "styx-head-")
+	size, err := s.checkHeads(ctx, a.client, pub)
 	if err != nil {
 		return "", err
+	}
+	sim := ""
+	if attested.Simulated {
+		sim = " (the bundle's TEE is SIMULATED, accepted by the reference values of a development node)"
+	}
+	return fmt.Sprintf("%d receipts verified against cluster %s from its attestation bundle%s; log head of size %d consistent", n, id.ID(), sim, size), nil
+}
+
+// sameTEE checks that the TEE a receipt names is the attested one, as styx receipt verify does.
+func sameTEE(c audit.TEEClaims, attested *tee.Claims, ref *tee.ReferenceValues) error {
+	if c.Simulated && !ref.AllowSimulated {
+		return errors.New("the job ran on a simulated TEE the reference values do not accept")
+	}
+	if c.Type != string(attested.Type) || c.Simulated != attested.Simulated || c.Measurement != attested.Measurement {
+		return fmt.Errorf("the receipt names TEE %s (measurement %s, simulated %t), the bundle attests %s (measurement %s, simulated %t)",
+			c.Type, c.Measurement, c.Simulated, attested.Type, attested.Measurement, attested.Simulated)
+	}
+	return nil
+}
+
+// checkHeads verifies two signed tree heads of the log with the cluster key, the second
+// consistent with the first, as a client keeping its last head does.
+func (s *story) checkHeads(ctx context.Context, c *api.Client, pub []byte) (uint64, error) {
+	dir, err := os.MkdirTemp("", "styx-head-")
+	if err != nil {
+		return 0, err
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "last-head")
 	first, err := c.AuditHead(ctx, 0)
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	if _, err := audit.AdvanceHead(path, pub, first.Signed, nil); err != nil {
-		return "", err
+		return 0, err
 	}
 	s.node.Engine.FlushQueries(ctx)
 	next, err := c.AuditHead(ctx, first.Size)
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	if _, err := audit.AdvanceHead(path, pub, next.Signed, proofOf(next.Proof)); err != nil {
-		return "", err
+		return 0, err
 	}
-	return fmt.Sprintf("%d receipts verified with the cluster key alone; log head of size %d consistent", n, next.Size), nil
+	return next.Size, nil
 }
 
 // summary prints the outcome.

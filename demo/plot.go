@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
+	"math"
 	"os"
 
 	"golang.org/x/image/font"
@@ -14,34 +15,20 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// writePlot draws test accuracy against epochs (the central reference run of the same training
-// code) with the joint Styx model's accuracy as a horizontal line, as a PNG.
-func writePlot(path string, curve []float64, joint float64) error {
-	const w, h, left, right, top, bottom = 720, 420, 70, 20, 40, 50
+// writePlot draws the training curves as a PNG: the hinge objective (top) and the training
+// accuracy (bottom) after each epoch, of the training inside Styx as its program reported it
+// (red, thin) and of the same training centrally in plain Go (blue, wide), with both models' final test
+// accuracy in the title.
+func writePlot(path string, c Curve, joint, central float64) error {
+	const w, h = 760, 560
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	lo, hi := 0.80, 1.0
-	for _, a := range curve {
-		lo = min(lo, a-0.01)
-	}
-	px := func(i int) int { return left + i*(w-left-right)/max(len(curve)-1, 1) }
-	py := func(a float64) int { return top + int((hi-a)/(hi-lo)*float64(h-top-bottom)) }
-	grey, black := color.RGBA{200, 200, 200, 255}, color.Black
-	for a := lo; a <= hi+1e-9; a += (hi - lo) / 4 {
-		line(img, left, py(a), w-right, py(a), grey)
-		label(img, 8, py(a)+4, fmt.Sprintf("%.3f", a))
-	}
-	line(img, left, top, left, h-bottom, black)
-	line(img, left, h-bottom, w-right, h-bottom, black)
-	for i := 0; i < len(curve); i += max(len(curve)/8, 1) {
-		label(img, px(i)-4, h-bottom+18, fmt.Sprint(i+1))
-	}
-	blue, red := color.RGBA{30, 90, 200, 255}, color.RGBA{200, 40, 40, 255}
-	for i := 1; i < len(curve); i++ {
-		thick(img, px(i-1), py(curve[i-1]), px(i), py(curve[i]), blue)
-	}
-	thick(img, left, py(joint), w-right, py(joint), red)
-	label(img, left, 20, "test accuracy by epoch: central plain-Go run (blue) vs Styx joint model (red)")
+	label(img, 10, 18, "per epoch: Styx (red, as svmtrain logged it) vs central plain Go (blue, wide)")
+	label(img, 10, 34, fmt.Sprintf("final test accuracy: Styx joint %.4f, central plain Go %.4f", joint, central))
+	objective := func(p EpochFit) float64 { return p.Objective }
+	accuracy := func(p EpochFit) float64 { return p.Accuracy }
+	panel(img, image.Rect(80, 50, w-20, 280), "hinge objective", c, objective)
+	panel(img, image.Rect(80, 310, w-20, h-50), "training accuracy", c, accuracy)
 	label(img, w/2-20, h-12, "epoch")
 	f, err := os.Create(path)
 	if err != nil {
@@ -52,6 +39,46 @@ func writePlot(path string, curve []float64, joint float64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// panel draws both curves of one measure in r, with a y axis fitted to their range.
+func panel(img *image.RGBA, r image.Rectangle, name string, c Curve, y func(EpochFit) float64) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	n := max(len(c.Styx), len(c.Central))
+	for _, pts := range [][]EpochFit{c.Styx, c.Central} {
+		for _, p := range pts {
+			lo, hi = min(lo, y(p)), max(hi, y(p))
+		}
+	}
+	if n == 0 || !(hi > lo) {
+		lo, hi = lo-0.5, hi+0.5
+	}
+	pad := (hi - lo) / 20
+	lo, hi = lo-pad, hi+pad
+	px := func(e int) int { return r.Min.X + (e-1)*r.Dx()/max(n-1, 1) }
+	py := func(v float64) int { return r.Min.Y + int((hi-v)/(hi-lo)*float64(r.Dy())) }
+	grey, black := color.RGBA{200, 200, 200, 255}, color.Black
+	for i := 0; i <= 4; i++ {
+		v := lo + float64(i)*(hi-lo)/4
+		line(img, r.Min.X, py(v), r.Max.X, py(v), grey)
+		label(img, r.Min.X-70, py(v)+4, fmt.Sprintf("%.4f", v))
+	}
+	line(img, r.Min.X, r.Min.Y, r.Min.X, r.Max.Y, black)
+	line(img, r.Min.X, r.Max.Y, r.Max.X, r.Max.Y, black)
+	for e := 1; e <= n; e += max(n/8, 1) {
+		label(img, px(e)-4, r.Max.Y+16, fmt.Sprint(e))
+	}
+	label(img, r.Min.X+8, r.Min.Y+14, name)
+	blue, red := color.RGBA{30, 90, 200, 255}, color.RGBA{200, 40, 40, 255}
+	// Central wide and first, Styx thin on top: where they coincide, both stay visible.
+	for i := 1; i < len(c.Central); i++ {
+		a, b := c.Central[i-1], c.Central[i]
+		thick(img, px(a.Epoch), py(y(a)), px(b.Epoch), py(y(b)), blue)
+	}
+	for i := 1; i < len(c.Styx); i++ {
+		a, b := c.Styx[i-1], c.Styx[i]
+		line(img, px(a.Epoch), py(y(a)), px(b.Epoch), py(y(b)), red)
+	}
 }
 
 func label(img *image.RGBA, x, y int, s string) {

@@ -68,16 +68,28 @@ func (s *story) start(ctx context.Context, dir string) error {
 		}
 	}
 	t0 := time.Now()
-	fmt.Fprintf(s.out, "building the approved programs from source (GOOS=wasip1)… ")
+	stop := s.watch("building the approved programs from source (GOOS=wasip1)", nil)
+	err = s.addPrograms(ctx)
+	stop()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "built and added the approved programs in %.1f s\n  svmtrain   %s\n  svmpredict %s\n  colstats   %s\n",
+		time.Since(t0).Seconds(), s.trainSHA, s.predictSHA, s.statsSHA)
+	return nil
+}
+
+func (s *story) addPrograms(ctx context.Context) error {
 	a := s.parties["hospital-a"].client
+	var err error
 	if s.trainSHA, err = addProgram(ctx, a, "examples/programs/svmtrain", false); err != nil {
 		return err
 	}
 	if s.predictSHA, err = addProgram(ctx, a, "examples/programs/svmpredict", true); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.out, "done in %.1f s\n  svmtrain   %s\n  svmpredict %s\n", time.Since(t0).Seconds(), s.trainSHA, s.predictSHA)
-	return nil
+	s.statsSHA, err = addProgram(ctx, a, "examples/programs/colstats", false)
+	return err
 }
 
 func (s *story) stop() {
@@ -90,13 +102,17 @@ func (s *story) stop() {
 	}
 }
 
-// addActor creates a party and a client that attested the node and pinned its TLS key.
+// addActor creates a party and a client that attested the node and pinned its TLS key. The
+// party keeps the bundle and the reference values it verified it with (the node's own, as
+// `styx serve` writes them to reference.json: they accept the simulated TEE), to verify its
+// receipts offline later.
 func (s *story) addActor(ctx context.Context, name string) error {
 	k, err := party.Generate()
 	if err != nil {
 		return err
 	}
-	cc := &cluster.Client{Reference: s.node.SelfReference()}
+	ref := s.node.SelfReference()
+	cc := &cluster.Client{Reference: ref}
 	att, err := cc.Attest(ctx, s.node.URL())
 	if err != nil {
 		return fmt.Errorf("%s: attest: %w", name, err)
@@ -105,7 +121,7 @@ func (s *story) addActor(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	s.parties[name] = &actor{name: name, key: k, client: c}
+	s.parties[name] = &actor{name: name, key: k, client: c, cluster: att.Cluster, bundle: att.Bundle.Marshal(), ref: ref}
 	return nil
 }
 
@@ -130,10 +146,10 @@ func (s *story) policyFor(name string, version int, members ...string) ([]byte, 
 		ids = append(ids, s.id(m))
 	}
 	now := time.Now().UTC()
-	return hospitals.Policy(name, map[string]string{
+	return hospitals.PolicyFrom(s.opts.Policies, name, map[string]string{
 		"version": fmt.Sprint(version), "a": s.id("hospital-a"), "b": s.id("hospital-b"), "c": s.id("hospital-c"),
 		"d": s.id("hospital-d"), "clinic": s.id("clinic"), "consortium": strings.Join(ids, ", "),
-		"train": s.trainSHA, "predict": s.predictSHA,
+		"train": s.trainSHA, "predict": s.predictSHA, "stats": s.statsSHA,
 		"expires_a": now.AddDate(1, 0, 0).Format(time.RFC3339), "expires_b": now.AddDate(0, 6, 0).Format(time.RFC3339),
 		"expires_c": now.AddDate(0, 9, 0).Format(time.RFC3339), "expires_d": now.AddDate(2, 0, 0).Format(time.RFC3339),
 	})

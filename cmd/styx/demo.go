@@ -5,12 +5,13 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 
 	"github.com/styx-tee/styx/demo"
 )
 
 func init() {
-	register(&command{name: "demo", args: "[--json] [--plot FILE] [--data-dir DIR]",
+	register(&command{name: "demo", args: "[--json] [--plot FILE] [--data-dir DIR] [--policies DIR]",
 		summary: "run the hospitals scenario end to end on an in-process node (simulated TEE)", run: runDemo})
 }
 
@@ -19,6 +20,7 @@ func runDemo(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error
 	plot := fs.String("plot", "styx-demo-training.png", "write the training curve to `FILE` (empty: none)")
 	dataDir := fs.String("data-dir", "", "keep the node's state in `DIR` (default: a temporary directory)")
 	epochs := fs.Int("epochs", 40, "epochs of the joint training")
+	policies := fs.String("policies", "", "take the hospitals' policy templates (hospital-a.yaml …) from `DIR` where it has them; outcomes are still checked against the story")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -30,7 +32,11 @@ func runDemo(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error
 	if *asJSON {
 		out = e.stderr
 	}
-	rep, err := demo.Run(ctx, demo.Options{Out: out, DataDir: *dataDir, PlotPath: *plot, Epochs: *epochs})
+	opts := demo.Options{Out: out, Terminal: isTerminal(out), DataDir: *dataDir, PlotPath: *plot, Epochs: *epochs}
+	if *policies != "" {
+		opts.Policies = os.DirFS(*policies)
+	}
+	rep, err := demo.Run(ctx, opts)
 	if *asJSON && rep != nil {
 		e.stdout.Write(append(rep.JSON(), '\n'))
 	}
