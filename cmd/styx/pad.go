@@ -255,14 +255,19 @@ func runPadOpen(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	if *out != "" && *out != "-" {
 		bar = newProgress(e.stderr, "opening", h.Size)
 	}
+	var written int64 // bytes that reached the output; for a file, its temporary file
 	err = writeOutput(e, *out, 0o600, func(w io.Writer) error {
 		if bar != nil {
 			w = &countingWriter{w: w, bar: bar}
 			defer bar.done()
 		}
-		_, err := io.Copy(w, r)
+		var err error
+		written, err = io.Copy(w, r)
 		return err
 	})
+	if err != nil && (*out == "" || *out == "-") && written > 0 {
+		return streamErr(fs.Arg(0), err, written)
+	}
 	if err != nil {
 		return openErr(fs.Arg(0), err)
 	}
@@ -280,6 +285,16 @@ func openErr(path string, err error) error {
 		return fmt.Errorf("%s: %w; nothing was written", path, err)
 	}
 	return fmt.Errorf("%s: %w", path, err)
+}
+
+// streamErr reports a failure after n authenticated bytes already went to stdout, which cannot be
+// taken back: the reader must discard them.
+func streamErr(path string, err error, n int64) error {
+	var pe *pad.Error
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s: %w; %d bytes were already written to stdout before the failure: discard them", path, err, n)
 }
 
 func openInput(e *env, path string) (io.Reader, func(), error) {
