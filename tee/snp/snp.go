@@ -133,7 +133,10 @@ func (v Verifier) Verify(ev tee.Evidence, ref *tee.ReferenceValues, want [64]byt
 		}
 		return nil, tee.Refuse(tee.SNP, tee.ErrSignature, "%v", err)
 	}
-	c := claims(att.GetReport())
+	c, err := guardedClaims(att.GetReport())
+	if err != nil {
+		return nil, err
+	}
 	if err := ref.Check(c); err != nil {
 		return nil, err
 	}
@@ -221,5 +224,14 @@ func ReadClaims(ev tee.Evidence) (*tee.Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	return claims(att.GetReport()), nil
+	return guardedClaims(att.GetReport())
+}
+
+// guardedClaims reads the claims of a parsed report under tee.Guard.
+func guardedClaims(r *spb.Report) (c *tee.Claims, err error) {
+	err = tee.Guard(tee.SNP, "report", func() error {
+		c = claims(r)
+		return nil
+	})
+	return c, err
 }

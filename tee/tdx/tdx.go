@@ -146,7 +146,10 @@ func (v Verifier) Verify(ev tee.Evidence, ref *tee.ReferenceValues, want [64]byt
 		}
 		return nil, tee.Refuse(tee.TDX, tee.ErrSignature, "%v", err)
 	}
-	c := claims(body)
+	c, err := guardedClaims(body)
+	if err != nil {
+		return nil, err
+	}
 	if err := ref.Check(c); err != nil {
 		return nil, err
 	}
@@ -202,10 +205,24 @@ func parse(ev tee.Evidence) (any, body, error) {
 		// Bytes after the signed data are covered by nothing: refuse rather than carry them.
 		return nil, nil, tee.Refuse(tee.TDX, tee.ErrMalformed, "%d unauthenticated bytes after the quote", len(extra))
 	}
-	if err := abi.CheckQuote(q); err != nil {
+	err = tee.Guard(tee.TDX, "quote check", func() error { return abi.CheckQuote(q) })
+	if errors.Is(err, tee.ErrMalformed) {
+		return nil, nil, err
+	}
+	if err != nil {
 		return nil, nil, tee.Refuse(tee.TDX, tee.ErrMalformed, "quote: %v", err)
 	}
 	return q, b, nil
+}
+
+// guardedClaims reads the claims of a parsed body under tee.Guard: the body's getters index
+// byte slices that came from the network.
+func guardedClaims(b body) (c *tee.Claims, err error) {
+	err = tee.Guard(tee.TDX, "quote body", func() error {
+		c = claims(b)
+		return nil
+	})
+	return c, err
 }
 
 func isNil(b body) bool {
@@ -266,5 +283,5 @@ func ReadClaims(ev tee.Evidence) (*tee.Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	return claims(b), nil
+	return guardedClaims(b)
 }
