@@ -85,6 +85,8 @@ type Engine struct {
 	epoch atomic.Uint64
 	// hook, set only by tests, is called at named points of a job's output path.
 	hook func(stage string)
+	// failShred, set only by tests, makes destroying a data key fail.
+	failShred func(id string) error
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // job id → channels closed when the job ends

@@ -46,6 +46,11 @@ func (e *Engine) dataKey(ctx context.Context, id string) (*pad.DataKey, error) {
 
 // shred destroys a derived Pad's data key and every stored revision of it.
 func (e *Engine) shred(ctx context.Context, id string) error {
+	if e.failShred != nil {
+		if err := e.failShred(id); err != nil {
+			return err
+		}
+	}
 	return e.st.Purge(ctx, store.DataKeys, id)
 }
 

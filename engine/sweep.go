@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/styx-tee/styx/audit"
@@ -24,15 +26,18 @@ func (e *Engine) sweep(ctx context.Context) {
 	}
 }
 
-// SweepRetention deletes every Pad whose retention has passed: its blob and, for a derived Pad,
-// its data key. The record stays, marked deleted, so lineage still shows it; each deletion is
-// audited. It returns the ids deleted.
+// SweepRetention deletes every Pad whose retention has passed: for a derived Pad, its data key
+// first and its warm query instances, then its blob. The record stays, marked deleted, so lineage
+// still shows it; each deletion is audited. A Pad is marked deleted and audited only once its key
+// is gone: one whose key could not be destroyed is left as it is, to be retried by the next
+// sweep, and the error says so. It returns the ids deleted.
 func (e *Engine) SweepRetention(ctx context.Context) ([]string, error) {
 	recs, err := e.allPads(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var deleted []string
+	var failed error
 	for _, r := range recs {
 		if !r.Deleted.IsZero() {
 			continue
@@ -42,11 +47,23 @@ func (e *Engine) SweepRetention(ctx context.Context) ([]string, error) {
 			continue
 		}
 		if r.Derived {
-			if err := e.shred(ctx, r.ID); err != nil && ctx.Err() != nil {
-				return deleted, err
+			if err := e.shred(ctx, r.ID); err != nil {
+				if ctx.Err() != nil {
+					return deleted, err
+				}
+				e.log.Warn("retention: data key not destroyed, retried at the next sweep", "pad", r.ID, "err", err)
+				failed = errors.Join(failed, fmt.Errorf("engine: retention of %s: destroy data key: %w", r.ID, err))
+				continue
 			}
+			e.queries.drop(map[string]bool{r.ID: true})
 		}
-		if err := e.blobs.Delete(ctx, padBlob(r.ID)); err != nil {
+		if err := e.blobs.Delete(ctx, padBlob(r.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return deleted, err
+		}
+		// Logged before the record is marked: a crash in between logs the deletion twice, never
+		// leaves a deleted Pad without its log entry.
+		if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindDelete, Pads: []string{r.ID},
+			Reasons: []string{"retention of " + ret.String() + " passed"}}); err != nil {
 			return deleted, err
 		}
 		if err := updateJSON(ctx, e, store.Pads, r.ID, func(p *padRecord) error {
@@ -55,13 +72,9 @@ func (e *Engine) SweepRetention(ctx context.Context) ([]string, error) {
 		}); err != nil {
 			return deleted, err
 		}
-		if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindDelete, Pads: []string{r.ID},
-			Reasons: []string{"retention of " + ret.String() + " passed"}}); err != nil {
-			return deleted, err
-		}
 		deleted = append(deleted, r.ID)
 	}
-	return deleted, nil
+	return deleted, failed
 }
 
 // retention is the shortest retention of any policy governing the Pad (0: keep).
