@@ -1,10 +1,12 @@
 // Command hostile is the sandbox's escape and exhaustion catalogue in one program (one
-// compilation): the job parameter names the attack. An escape attempt exits 0 (and leaks
-// what it got to the output "out") only if it succeeds; otherwise it logs why it failed
-// and exits 1. Exhaustion attacks never end on their own.
+// compilation): the job parameter names the attack, as is (the sandbox's tests) or as
+// {"attack": NAME} (jobs submitted to a node, whose parameters are JSON objects). An
+// escape attempt exits 0 (and leaks what it got to the output "out") only if it succeeds;
+// otherwise it logs why it failed and exits 1. Exhaustion attacks never end on their own.
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -46,7 +48,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	attack := attacks[string(p)]
+	attack := attacks[attackName(p)]
 	if attack == nil {
 		guest.Logf("unknown attack %q", p)
 		os.Exit(2)
@@ -54,6 +56,14 @@ func main() {
 	if !attack() {
 		os.Exit(1)
 	}
+}
+
+func attackName(p []byte) string {
+	var obj struct{ Attack string }
+	if json.Unmarshal(p, &obj) == nil && obj.Attack != "" {
+		return obj.Attack
+	}
+	return string(p)
 }
 
 func leak(b []byte) bool {
