@@ -113,8 +113,10 @@ func TestEndToEnd(t *testing.T) {
 		if ex.Allowed {
 			t.Fatal("marketing purpose allowed")
 		}
-		if !anyReason(ex, p1.ID, "") || !anyReason(ex, p2.ID, "") {
-			t.Fatalf("reasons do not name both Pads: %+v", ex.Decisions)
+		// Both Pads' only permit ("research") requires purpose cancer-research: no rule permits.
+		const rule = "rules: no rule permits use"
+		if !anyReason(ex, p1.ID, rule) || !anyReason(ex, p2.ID, rule) {
+			t.Fatalf("reasons do not name both Pads and %q: %+v", rule, ex.Decisions)
 		}
 	})
 
@@ -139,12 +141,27 @@ func TestEndToEnd(t *testing.T) {
 		spec := &api.JobSpec{Program: count, Inputs: map[string]string{"a": p1.ID}, Purpose: "cancer-research",
 			Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
 		_, err := mallory.SubmitJob(ctx, spec)
-		if !errors.Is(err, api.ErrDenied) {
-			t.Fatalf("non-member: %v", err)
-		}
+		mustDeny(t, "non-member", err, p1.ID, "rules: no rule permits use")
 		spec.Outputs = []api.OutputSpec{{Name: "count", Kind: "table"}}
 		if _, err := h1.SubmitJob(ctx, spec); !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "table") {
 			t.Fatalf("table output from a Pad allowing model and aggregate: %v", err)
+		}
+	})
+
+	t.Run("a policy refusing simulated TEE evidence denies the job", func(t *testing.T) {
+		vars["owner"], vars["input"] = vars["h1"], ""
+		strict := strings.Replace(expand(hospitalPolicy, vars), "tee: {allow_simulated: true}\n", "", 1)
+		if strict == expand(hospitalPolicy, vars) {
+			t.Fatal("the policy template no longer accepts simulated evidence explicitly")
+		}
+		p3 := upload(t, h1, sealTo(t, h1k, cl, strict, "text/csv", shares[0]))
+		spec := &api.JobSpec{Program: count, Inputs: map[string]string{"a": p3.ID}, Purpose: "cancer-research",
+			Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
+		_, err := h1.SubmitJob(ctx, spec)
+		mustDeny(t, "job on a simulated node", err, p3.ID, "tee.allow_simulated")
+		ex, err := h1.ExplainJob(ctx, spec)
+		if err != nil || ex.Allowed || !anyReason(ex, p3.ID, "simulated") {
+			t.Fatalf("explain: %+v (%v)", ex, err)
 		}
 	})
 
