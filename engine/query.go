@@ -72,7 +72,9 @@ func (e *Engine) Query(ctx context.Context, caller *party.Identity, id string, q
 	}
 	answer, err := pool.Query(ctx, q.Input)
 	if err != nil {
-		return nil, api.Errorf(api.ErrBadRequest, "query failed: %v", err)
+		// Only which way it failed: a refusal's exit code is the program's choice, an answer that
+		// would bypass the output checks below.
+		return nil, api.Errorf(api.ErrBadRequest, "query failed: %s", sandbox.PublicError(err))
 	}
 	if max := d.Obligations.Output.MaxBytes; max > 0 && int64(len(answer)) > max {
 		e.queries.count(id, caller.ID(), false)

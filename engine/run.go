@@ -10,6 +10,7 @@ import (
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
 	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/sandbox"
 	"github.com/styx-tee/styx/store"
 )
 
@@ -146,7 +147,11 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 			return ctx.Err()
 		}
 		// A failed program's outputs are destroyed, but its declared log output (checked by the
-		// output rules like any output) is kept: that is how its submitter learns why.
+		// output rules like any output) is kept: that is how its submitter learns why. The whole
+		// error goes there, under the policies; the job's own error says only which way the run
+		// failed, because an exit code or a faulting pointer is the program's choice, and the
+		// program may have chosen it from the data.
+		host.Log(fmt.Appendf(nil, "styx: the program failed: %v\n", runErr))
 		var outs map[string]string
 		if h := host.logsOnly(); h != nil {
 			var err error
@@ -154,7 +159,8 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 				return e.abort(ctx, caller, st, adm.pads(), ab.reasons)
 			}
 		}
-		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrBadRequest, "program failed: %v", runErr), outs, "")
+		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrBadRequest,
+			"program failed: %s (the whole error is in the job's log output, if it declared one the policies let it have)", sandbox.PublicError(runErr)), outs, "")
 	}
 	outs, receipt, err := e.outputPipeline(ctx, caller, st, host)
 	if err != nil {

@@ -263,3 +263,35 @@ func TestGuestNamesNeverReachNodeLog(t *testing.T) {
 		t.Fatalf("a name the program chose reached the node's log:\n%s", buf.String())
 	}
 }
+
+// What a submitter sees of a failed run carries nothing the program chose: no exit code, no
+// pointer or size from a faulting host call. The full error stays available for the log output.
+func TestPublicErrorHidesGuestChoices(t *testing.T) {
+	r := newRuntime(t, Config{})
+	for _, tc := range []struct {
+		name   string
+		wasm   []byte
+		want   error
+		secret string
+	}{
+		{"exit code", module([]wasmFunc{{"wasi_snapshot_preview1", "proc_exit", []byte{tI32}, nil}}, cat(i32c(4242), call(0))), ErrExit, "4242"},
+		{"faulting pointer", module([]wasmFunc{logFn}, cat(i32c(0x7abcd), i32c(77777), call(0))), ErrGuestFault, "77777"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.Run(context.Background(), tc.wasm, newHost(nil, nil))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("run: %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.secret) {
+				t.Fatalf("the full error lost the detail %q: %v", tc.secret, err)
+			}
+			if pub := PublicError(err); strings.Contains(pub, tc.secret) || !strings.Contains(pub, tc.want.Error()) {
+				t.Fatalf("public error %q: want the category %q without %q", pub, tc.want, tc.secret)
+			}
+		})
+	}
+	timeout := &RunError{Err: ErrTimeout, Op: "run", Detail: "limit 10s"}
+	if got := timeout.Public(); got != timeout.Error() {
+		t.Fatalf("a limit's detail is the sandbox's own and stays: %q", got)
+	}
+}
