@@ -8,8 +8,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"math/big"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -53,8 +55,14 @@ func (n *Node) TLSConfig() (*tls.Config, error) {
 }
 
 // Handler serves GET AttestationPath: a fresh bundle for the client's nonce. It authenticates
-// nobody: attestation is public, and the nonce is the only input.
+// nobody: attestation is public, and the nonce is the only input. Each bundle is fresh evidence
+// from the TEE, so the handler answers at most Config.AttestationRate per second (bursts of
+// AttestationBurst) and 429 Too Many Requests, with Retry-After, beyond that.
 func (n *Node) Handler() http.Handler {
+	return n.handler(newTokenBucket(n.cfg.AttestationRate, n.cfg.AttestationBurst, nil))
+}
+
+func (n *Node) handler(limit *tokenBucket) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
@@ -69,6 +77,11 @@ func (n *Node) Handler() http.Handler {
 		nonce, err := hex.DecodeString(q[0])
 		if err != nil {
 			http.Error(w, "nonce is not hex", http.StatusBadRequest)
+			return
+		}
+		if ok, wait := limit.take(); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			http.Error(w, "too many attestation requests: retry later", http.StatusTooManyRequests)
 			return
 		}
 		b, err := n.Bundle(nonce)

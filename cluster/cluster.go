@@ -65,6 +65,12 @@ type Config struct {
 	Verifier tee.Verifier
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
+	// AttestationRate and AttestationBurst limit the bundles Handler produces, each fresh
+	// evidence from the TEE: on average AttestationRate per second, AttestationBurst at once;
+	// beyond that a request gets 429 with Retry-After. Zero means DefaultAttestationRate and
+	// DefaultAttestationBurst.
+	AttestationRate  float64
+	AttestationBurst int
 }
 
 // A Node is one cluster member's view of the cluster keys.
