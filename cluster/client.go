@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,7 +51,7 @@ func (c *Client) Attest(ctx context.Context, server string) (*Attested, error) {
 		return nil, err
 	}
 	nonce := NewNonce()
-	body, spki, err := c.fetch(ctx, base+AttestationPath+"?nonce="+hex.EncodeToString(nonce))
+	body, spki, err := c.fetchRetry(ctx, base+AttestationPath+"?nonce="+hex.EncodeToString(nonce))
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +73,38 @@ func (c *Client) Attest(ctx context.Context, server string) (*Attested, error) {
 		}
 	}
 	return a, nil
+}
+
+// Retries of an attestation the node's rate limit refused (429): at most maxBusyRetries, each
+// after the node's Retry-After capped at maxBusyWait.
+const (
+	maxBusyRetries = 4
+	maxBusyWait    = 5 * time.Second
+)
+
+// busyError is a 429 answer with the wait the node asked for.
+type busyError struct{ wait time.Duration }
+
+func (e *busyError) Error() string {
+	return "cluster: fetch attestation: the node is rate-limiting attestation requests; retry later"
+}
+
+// fetchRetry is fetch, waiting and retrying while the node answers 429.
+func (c *Client) fetchRetry(ctx context.Context, u string) ([]byte, []byte, error) {
+	for i := 0; ; i++ {
+		body, spki, err := c.fetch(ctx, u)
+		var busy *busyError
+		if !errors.As(err, &busy) || i == maxBusyRetries {
+			return body, spki, err
+		}
+		t := time.NewTimer(min(max(busy.wait, 100*time.Millisecond), maxBusyWait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // fetch GETs u over TLS without CA checks, returning the body and the server's key. The key is
@@ -113,6 +147,10 @@ func (c *Client) fetch(ctx context.Context, u string) ([]byte, []byte, error) {
 		return nil, nil, fmt.Errorf("cluster: fetch attestation: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests {
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return nil, nil, &busyError{wait: time.Duration(secs) * time.Second}
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, nil, fmt.Errorf("cluster: fetch attestation: %s: %s", resp.Status, msg)

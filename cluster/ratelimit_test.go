@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,24 @@ func TestAttestationRateLimit(t *testing.T) {
 		}
 		if w := get(good); w.Code != want {
 			t.Fatalf("after an hour, request %d: %d, want %d", i, w.Code, want)
+		}
+	}
+}
+
+// TestAttestRetriesWhenBusy: a client refused by the rate limit waits as the node asks and
+// attests once a token is back.
+func TestAttestRetriesWhenBusy(t *testing.T) {
+	cfg := simConfig(t, goodMeasurement)
+	cfg.AttestationRate, cfg.AttestationBurst = 1, 1
+	n, err := Init(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, n)
+	c := &Client{Reference: devRef()}
+	for i := range 2 {
+		if _, err := c.Attest(context.Background(), srv.URL); err != nil {
+			t.Fatalf("attestation %d: %v", i, err)
 		}
 	}
 }
