@@ -150,9 +150,11 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Start runs the job workers and the retention sweeper until Close.
+// Start queues again the jobs a crash left recorded but not queued, then runs the job workers
+// and the retention sweeper until Close.
 func (e *Engine) Start(ctx context.Context) {
 	ctx, e.stop = context.WithCancel(ctx)
+	e.requeue(ctx)
 	for range e.cfg.Workers {
 		e.wg.Go(func() { e.work(ctx) })
 	}

@@ -16,6 +16,9 @@ import (
 type jobRecord struct {
 	Status api.JobStatus `json:"status"`
 	Caller string        `json:"caller"` // the submitter's full identity
+	// Seq is the queue's stream sequence of the message that carries the job, once known: the
+	// job runs from that message only, and any other message for it is a duplicate.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // SubmitJob admits a job against every input's chain, reserves its uses, records the decision
@@ -48,12 +51,72 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 	if !a.allowed {
 		return nil, rec.Status.Error
 	}
-	msg, _ := json.Marshal(struct{ ID string }{id})
-	if _, err := e.st.Jobs().Publish(ctx, id, msg); err != nil {
-		return nil, fmt.Errorf("engine: queue job: %w", err)
+	// A crash here leaves a queued job without a message: Start publishes it again.
+	if err := e.publish(ctx, id); err != nil {
+		return nil, err
 	}
 	e.log.Info("job admitted", "job", id, "submitter", caller.ID(), "program", spec.Program)
 	return e.Job(ctx, caller, id, spec.Wait)
+}
+
+// publish queues job id and records the message's sequence. The queue deduplicates messages by
+// job id within its window, so publishing a job twice yields one message; after the window a
+// second message is told apart by its sequence (claim).
+func (e *Engine) publish(ctx context.Context, id string) error {
+	msg, _ := json.Marshal(struct{ ID string }{id})
+	seq, err := e.st.Jobs().Publish(ctx, id, msg)
+	if err != nil {
+		return fmt.Errorf("engine: queue job %s: %w", id, err)
+	}
+	if _, err := e.claim(ctx, id, seq); err != nil {
+		e.log.Warn("record job message", "job", id, "err", err) // the worker records it
+	}
+	return nil
+}
+
+var errUnchanged = errors.New("unchanged")
+
+// claim binds job id to the queue message with sequence seq, unless it is already bound. It
+// reports whether the job is bound to another message, which makes this one a duplicate.
+func (e *Engine) claim(ctx context.Context, id string, seq uint64) (dup bool, err error) {
+	err = updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
+		if r.Seq != 0 {
+			dup = r.Seq != seq
+			return errUnchanged
+		}
+		r.Seq = seq
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		err = nil
+	}
+	return dup, err
+}
+
+// requeue publishes again every queued job whose message was never confirmed: a crash between
+// recording a job and queueing it would otherwise leave it queued forever. The queue's
+// deduplication and claim make this harmless for a job whose message did make it.
+func (e *Engine) requeue(ctx context.Context) {
+	keys, err := e.st.Keys(ctx, store.JobRecords, "")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		e.log.Warn("requeue jobs", "err", err)
+		return
+	}
+	for _, id := range keys {
+		rec, err := e.jobRecord(ctx, id)
+		if err != nil {
+			e.log.Warn("requeue jobs", "job", id, "err", err)
+			continue
+		}
+		if rec.Status.State != api.JobQueued || rec.Seq != 0 {
+			continue
+		}
+		if err := e.publish(ctx, id); err != nil {
+			e.log.Warn("requeue job", "job", id, "err", err)
+			continue
+		}
+		e.log.Info("job queued again after a restart", "job", id)
+	}
 }
 
 func (e *Engine) checkSpec(ctx context.Context, spec *api.JobSpec) error {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
@@ -24,12 +25,33 @@ func (s rawSigner) Sign(msg []byte) ([]byte, error) { return s.k.SignRaw(msg) }
 // newTestEngine is an engine on a real embedded store, blob directory, sandbox and audit log.
 func newTestEngine(t *testing.T) *Engine {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
 	ck, err := party.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
+	e, closeAll := openTestEngine(t, t.TempDir(), ck)
+	t.Cleanup(closeAll)
+	return e
+}
+
+// openTestEngine opens an engine on the state in dir (created if new) under cluster key ck.
+// closeAll closes what the engine runs on, as a node stopping does; opening the same dir again
+// is a restart.
+func openTestEngine(t *testing.T, dir string, ck *party.Key) (e *Engine, closeAll func()) {
+	t.Helper()
+	ctx := context.Background()
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		closers = nil
+	}
+	defer func() {
+		if t.Failed() {
+			closeAll()
+		}
+	}()
 	key, err := store.NewKey(bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +60,7 @@ func newTestEngine(t *testing.T) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	closers = append(closers, func() { st.Close() })
 	blobs, err := store.OpenDisk(filepath.Join(dir, "blobs"), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -47,18 +69,19 @@ func newTestEngine(t *testing.T) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sb.Close(context.Background()) })
+	closers = append(closers, func() { sb.Close(context.Background()) })
 	alog, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{Origin: "styx.test", Signer: rawSigner{ck}, PublicKey: ck.Identity().SigningKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { alog.Close() })
-	e, err := New(Config{Cluster: ck, StateKey: bytes.Repeat([]byte{2}, 32), Claims: tee.Claims{Type: tee.Sim, Simulated: true},
+	closers = append(closers, func() { alog.Close() })
+	e, err = New(Config{Cluster: ck, StateKey: bytes.Repeat([]byte{2}, 32), Claims: tee.Claims{Type: tee.Sim, Simulated: true},
 		Store: st, Blobs: blobs, Sandbox: sb, Audit: alog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	closers = append(closers, func() { e.Close() })
+	return e, closeAll
 }
 
 // putOutput stores what sealing an output of job leaves behind: key, blob and record.
@@ -133,5 +156,43 @@ func TestInterruptedJobFailsAndLosesItsOutputs(t *testing.T) {
 	size := e.audit.Size()
 	if err := e.runJob(ctx, job); err != nil || e.audit.Size() != size {
 		t.Fatalf("second delivery: %v, log grew from %d to %d", err, size, e.audit.Size())
+	}
+}
+
+// A job recorded as queued whose message never reached the queue (the node died in between) is
+// queued again when the engine restarts, and runs.
+func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ck, err := party.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, closeAll := openTestEngine(t, dir, ck)
+	w := newWorld(t, e, "")
+	id := newJobID()
+	spec := api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad}, Purpose: "research",
+		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
+	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true)
+	if err != nil || !a.allowed {
+		t.Fatalf("admission: %v %v", err, a.reasons())
+	}
+	// What SubmitJob writes before it publishes.
+	if err := e.createJSON(ctx, store.JobRecords, id, &jobRecord{Caller: w.owner.Identity().String(), Status: api.JobStatus{
+		ID: id, State: api.JobQueued, Submitter: w.owner.Identity().ID().String(), Spec: spec, Submitted: e.now().UTC()}}); err != nil {
+		t.Fatal(err)
+	}
+	closeAll()
+
+	e, closeAll = openTestEngine(t, dir, ck)
+	defer closeAll()
+	e.cfg.MaxWait = 30 * time.Second
+	e.Start(ctx)
+	st, err := e.Job(ctx, w.owner.Identity(), id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != api.JobDone || st.Outputs["count"] == "" {
+		t.Fatalf("job recorded before a crash is %s (%s) after the restart, want done", st.State, fmtAPIErr(st.Error))
 	}
 }

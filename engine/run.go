@@ -43,6 +43,20 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 		j.Term("malformed")
 		return
 	}
+	if j.Seq != 0 {
+		dup, err := e.claim(ctx, j.ID, j.Seq)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			e.log.Warn("claim job message", "job", j.ID, "err", err)
+			return // delivered again later
+		}
+		if dup {
+			e.log.Info("dropping a duplicate message for a job", "job", j.ID, "seq", j.Seq)
+			if err := j.Ack(context.WithoutCancel(ctx)); err != nil {
+				e.log.Warn("ack job", "job", j.ID, "err", err)
+			}
+			return
+		}
+	}
 	stop := e.heartbeat(ctx, j)
 	err := e.runJob(ctx, j.ID)
 	stop()
