@@ -3,10 +3,13 @@
 // Pads to), each node's TLS key, the attestation bundle that binds both to TEE evidence, node
 // join, and the client side of the attested channel.
 //
-// Start with Init (first node) or Open (restart), then Node.Bundle to attest to a client nonce,
-// Node.Handler to serve that over HTTP, and Node.StoreKey for the store's encryption at rest. A
-// new node joins with NewJoiner, an existing node admits it with Node.Admit, and the joiner
-// finishes with Joiner.Complete. Clients call Client.Attest, or VerifyBundleFile offline.
+// Start with Platform.TEE for the attester and sealer of this machine's TEE, then Init (first
+// node) or Open (restart) — or, on a TEE that cannot seal (TDX), InitEscrowed and, after a
+// restart, Recover through the escrow's Holder. Then Node.Bundle attests to a client nonce,
+// Node.Handler serves that over HTTP (rate-limited), and Node.StoreKey keys the store's
+// encryption at rest. A new node joins with NewJoiner, an existing node admits it with
+// Node.Admit, and the joiner finishes with Joiner.Complete. Programs call Client.Dial (attest,
+// then an api.Client pinned to the attested key), or VerifyBundleFile offline.
 //
 // The protocol and its residual risks are in docs/attestation.md.
 package cluster
