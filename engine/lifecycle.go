@@ -2,9 +2,10 @@ package engine
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
@@ -35,17 +36,24 @@ func (e *Engine) UpdatePolicy(ctx context.Context, caller *party.Identity, u *ap
 		return nil, api.Errorf(api.ErrBadRequest, "the new policy names owner %s, not its signer %s", pol.Owner(), signer.ID())
 	}
 	key := policyKey(rec.ID)
+	ev := audit.Event{Kind: audit.KindPolicyUpdate, Actor: signer.ID().String(), Pads: []string{rec.ID},
+		Details: map[string]string{"version": fmt.Sprint(pol.Version()), "policy": hexDigest(pol.Digest())}}
 	if err := e.st.AdvanceVersion(ctx, key, pol.Version(), e.box.seal(store.Versions, key, u.Policy)); err != nil {
-		if errors.Is(err, store.ErrStale) {
-			_, cur, _ := e.currentPolicy(ctx, rec.ID)
-			return nil, api.Errorf(api.ErrConflict, "policy version %d is not above the current version %d of %s: rollback refused", pol.Version(), cur, rec.ID)
+		if !errors.Is(err, store.ErrStale) {
+			return nil, err
 		}
-		return nil, err
+		installed, cur, _ := e.currentPolicy(ctx, rec.ID)
+		if installed != nil && cur == pol.Version() && installed.Digest() == pol.Digest() {
+			// This very update was installed before, perhaps by a request that crashed before
+			// logging it: make sure the log has it.
+			if err := e.appendOnce(ctx, ev); err != nil {
+				return nil, err
+			}
+		}
+		return nil, api.Errorf(api.ErrConflict, "policy version %d is not above the current version %d of %s: rollback refused", pol.Version(), cur, rec.ID)
 	}
 	e.epoch.Add(1)
-	d := pol.Digest()
-	if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindPolicyUpdate, Actor: signer.ID().String(), Pads: []string{rec.ID},
-		Details: map[string]string{"version": fmt.Sprint(pol.Version()), "policy": hex.EncodeToString(d[:])}}); err != nil {
+	if _, err := e.audit.Append(ctx, ev); err != nil {
 		return nil, err
 	}
 	e.queries.drop(nil) // warm instances re-check on every query; drop them anyway to release memory early
@@ -68,22 +76,57 @@ func (e *Engine) Revoke(ctx context.Context, caller *party.Identity, rv *api.Rev
 		if !errors.Is(err, store.ErrExists) {
 			return nil, err
 		}
-		// Already revoked: finish the shredding a crash may have interrupted, then say so.
+		// Already revoked: finish what a crash may have interrupted (the log entry of the stored
+		// revocation, the shredding), then say so.
+		if err := e.logStoredRevocation(ctx, rec.ID); err != nil {
+			return nil, err
+		}
 		if _, serr := e.cascade(ctx, signer.ID(), rec.ID); serr != nil {
 			return nil, serr
 		}
 		return nil, api.Errorf(api.ErrConflict, "Pad %s is already revoked", rec.ID)
 	}
 	e.epoch.Add(1)
+	if _, err := e.audit.Append(ctx, revokeEvent(rv, signer.ID())); err != nil {
+		return nil, err
+	}
+	return e.cascade(ctx, signer.ID(), rec.ID)
+}
+
+func revokeEvent(rv *api.Revocation, signer party.ID) audit.Event {
 	reason := rv.Reason
 	if reason == "" {
 		reason = "revoked by its owner (no reason given)"
 	}
-	if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindRevoke, Actor: signer.ID().String(), Pads: []string{rec.ID},
-		Reasons: []string{reason}}); err != nil {
-		return nil, err
+	return audit.Event{Kind: audit.KindRevoke, Actor: signer.String(), Pads: []string{rv.Pad}, Reasons: []string{reason}}
+}
+
+// logStoredRevocation logs the revocation stored for Pad id unless the log already has it.
+func (e *Engine) logStoredRevocation(ctx context.Context, id string) error {
+	var rv api.Revocation
+	if _, err := e.getJSON(ctx, store.Revocations, id, &rv); err != nil {
+		return err
 	}
-	return e.cascade(ctx, signer.ID(), rec.ID)
+	signer, err := rv.Verify()
+	if err != nil || rv.Pad != id {
+		return fmt.Errorf("%w: stored revocation of %s does not verify", errTamperedState, id)
+	}
+	return e.appendOnce(ctx, revokeEvent(&rv, signer.ID()))
+}
+
+// appendOnce appends ev unless the log holds an event of the same kind, on the same Pads, by the
+// same actor, with the same details: how a retried request completes a log entry that a crash
+// after its state change lost, without logging it twice. It reads the whole log, which only
+// retries of already applied requests pay.
+func (e *Engine) appendOnce(ctx context.Context, ev audit.Event) error {
+	found, _, err := e.audit.Query(ctx, 0, 1, func(old *audit.Event) bool {
+		return old.Kind == ev.Kind && old.Actor == ev.Actor && slices.Equal(old.Pads, ev.Pads) && maps.Equal(old.Details, ev.Details)
+	})
+	if err != nil || len(found) > 0 {
+		return err
+	}
+	_, err = e.audit.Append(ctx, ev)
+	return err
 }
 
 // cascade destroys the data keys of every derived Pad at or below id and closes their warm

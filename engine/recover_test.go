@@ -196,3 +196,54 @@ func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
 		t.Fatalf("job recorded before a crash is %s (%s) after the restart, want done", st.State, fmtAPIErr(st.Error))
 	}
 }
+
+// A revocation and a policy update stored by requests that crashed before logging them are
+// logged, once, when the requests are sent again to the restarted engine.
+func TestRetriedRevocationAndUpdateAreLogged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ck, err := party.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, closeAll := openTestEngine(t, dir, ck)
+	w := newWorld(t, e, "")
+	u := api.SignPolicyUpdate(w.owner, w.pad, ownerPolicy(w.owner, "2", ""), e.now())
+	rv := api.SignRevocation(w.owner, w.pad, "leaving", e.now())
+	// What UpdatePolicy and Revoke store before they log.
+	key := policyKey(w.pad)
+	if err := e.st.AdvanceVersion(ctx, key, 2, e.box.seal(store.Versions, key, u.Policy)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.createJSON(ctx, store.Revocations, w.pad, rv); err != nil {
+		t.Fatal(err)
+	}
+	closeAll()
+
+	e, closeAll = openTestEngine(t, dir, ck)
+	defer closeAll()
+	count := func(kind audit.Kind) int {
+		n := 0
+		for i := range e.audit.Size() {
+			en, err := e.audit.Read(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if en.Event.Kind == kind && len(en.Event.Pads) == 1 && en.Event.Pads[0] == w.pad {
+				n++
+			}
+		}
+		return n
+	}
+	for range 2 {
+		if _, err := e.UpdatePolicy(ctx, w.owner.Identity(), u); !errors.Is(err, api.ErrConflict) {
+			t.Fatalf("update sent again: %v", err)
+		}
+		if _, err := e.Revoke(ctx, w.owner.Identity(), rv); !errors.Is(err, api.ErrConflict) {
+			t.Fatalf("revocation sent again: %v", err)
+		}
+		if n, m := count(audit.KindPolicyUpdate), count(audit.KindRevoke); n != 1 || m != 1 {
+			t.Fatalf("the log holds %d policy updates and %d revocations of the Pad, want one of each", n, m)
+		}
+	}
+}
