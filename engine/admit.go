@@ -43,7 +43,9 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 		base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job}
 		reqs := []request{withAction(base, policy.ActionUse, nil)}
 		for _, o := range spec.Outputs {
-			reqs = append(reqs, withAction(base, policy.ActionDerive, &policy.OutputClaim{Kind: policy.Kind(o.Kind)}))
+			// The output does not exist yet: its size and aggregation are checked by the output
+			// pipeline, on the real thing.
+			reqs = append(reqs, withAction(base, policy.ActionDerive, &policy.OutputClaim{Kind: policy.Kind(o.Kind), Pending: true}))
 		}
 		for _, r := range reqs {
 			d, err := e.decide(ctx, ch, r)
@@ -55,6 +57,9 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 		}
 	}
 	if a.allowed && reserve {
+		e.at("reserve")
+		// A reservation denied here lost a race for the last use: the job is denied, the
+		// reservations already made stay taken (conservative), and no further one is made.
 		for i := range a.decisions {
 			if a.decisions[i].d.Action != policy.ActionUse {
 				continue
@@ -62,7 +67,10 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 			if err := e.reserve(ctx, &a.decisions[i].d); err != nil {
 				return nil, err
 			}
-			a.allowed = a.allowed && a.decisions[i].d.Allow
+			if !a.decisions[i].d.Allow {
+				a.allowed = false
+				break
+			}
 		}
 	}
 	return a, nil

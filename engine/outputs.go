@@ -174,7 +174,7 @@ func (e *Engine) checkOutput(ctx context.Context, caller party.ID, st *api.JobSt
 		ch := h.adm.chains[name]
 		claim := &policy.OutputClaim{Kind: policy.Kind(c.kind), Bytes: int64(c.buf.Len())}
 		if c.kind == string(policy.KindAggregate) {
-			claim.Aggregation = max(h.rows[name]-1, 0) // the header line is not a row
+			claim.Aggregation = h.dataRows(name)
 		}
 		d, err := e.decide(ctx, ch, request{caller: caller, action: policy.ActionDerive, purpose: st.Spec.Purpose,
 			program: st.Spec.Program, job: st.ID, output: claim})
@@ -186,6 +186,21 @@ func (e *Engine) checkOutput(ctx context.Context, caller party.ID, st *api.JobSt
 		}
 	}
 	return nil
+}
+
+// dataRows is the number of data rows the program read from input name (the header line is not
+// a row): what an aggregate's min_aggregation is checked against.
+func (h *jobHost) dataRows(name string) int64 { return max(h.rows[name]-1, 0) }
+
+// fewestRows is the fewest data rows read from any of the inputs (0 for none).
+func (h *jobHost) fewestRows(inputs []string) int64 {
+	var fewest int64
+	for i, name := range inputs {
+		if n := h.dataRows(name); i == 0 || n < fewest {
+			fewest = n
+		}
+	}
+	return fewest
 }
 
 // sealDerived seals one output as a derived Pad: signed by the cluster, no key wraps, its data
@@ -231,6 +246,9 @@ func (e *Engine) sealDerived(ctx context.Context, caller *party.Identity, st *ap
 		Kind: c.kind, Parents: parentIDs, Job: st.ID, Program: st.Spec.Program, ContentType: hdr.ContentType,
 		Size: hdr.Size, SealedSize: int64(sealed.Len()), Depth: depth, PolicyDigest: hex.EncodeToString(d[:]),
 		Created: e.now().UTC(), Simulated: e.Simulated(),
+	}
+	if c.kind == string(policy.KindAggregate) {
+		rec.Aggregation = h.fewestRows(c.from)
 	}
 	// Key first, then blob, then the record that makes the Pad exist: a crash leaves at most
 	// an unreachable key or blob, never a Pad without its key.

@@ -30,6 +30,9 @@ type padRecord struct {
 	Created      time.Time `json:"created"`
 	Deleted      time.Time `json:"deleted,omitzero"`
 	Simulated    bool      `json:"simulated,omitempty"` // derived on a simulated TEE
+	// Aggregation is, for a derived aggregate, the fewest input rows read from any input it
+	// was derived from: what a release holds it to against min_aggregation.
+	Aggregation int64 `json:"aggregation,omitempty"`
 }
 
 func padBlob(id string) string   { return "pad-" + id }

@@ -27,7 +27,7 @@ func (e *Engine) Release(ctx context.Context, caller *party.Identity, id string)
 	if err != nil {
 		return nil, err
 	}
-	claim := &policy.OutputClaim{Kind: policy.Kind(ch.pad.Kind), Bytes: ch.pad.Size, Recipients: []party.ID{caller.ID()}}
+	claim := &policy.OutputClaim{Kind: policy.Kind(ch.pad.Kind), Bytes: ch.pad.Size, Aggregation: ch.pad.Aggregation, Recipients: []party.ID{caller.ID()}}
 	if claim.Kind == "" {
 		claim.Kind = policy.KindTable
 	}

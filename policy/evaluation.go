@@ -133,7 +133,7 @@ func (ev *evaluation) checkOutput(src *Source, sec *section) {
 	if o.MaxBytes > 0 && out.Bytes > o.MaxBytes {
 		ev.deny(src, sec, "output.max_bytes", "output of %d bytes exceeds the maximum of %d", out.Bytes, o.MaxBytes)
 	}
-	if o.MinAggregation > 0 && out.Kind == KindAggregate && out.Aggregation < o.MinAggregation {
+	if o.MinAggregation > 0 && out.Kind == KindAggregate && !out.Pending && out.Aggregation < o.MinAggregation {
 		ev.deny(src, sec, "output.min_aggregation", "aggregate over %d rows is below the minimum of %d", out.Aggregation, o.MinAggregation)
 	}
 }

@@ -37,6 +37,10 @@ type OutputClaim struct {
 	Bytes       int64      // size, or 0 when not yet known
 	Aggregation int64      // input rows behind each aggregate value, or 0 when not an aggregate
 	Recipients  []party.ID // for a release: who receives the plaintext
+	// Pending says the output does not exist yet (a job's admission declares it): its size and
+	// aggregation are unknown, and the limits on them are checked when the output pipeline
+	// has it. A claim that is not pending is held to every limit, with what it says.
+	Pending bool
 }
 
 // A PadRef describes a Pad for a decision.

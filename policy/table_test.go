@@ -58,6 +58,7 @@ type tableOutput struct {
 	Bytes       int64    `yaml:"bytes"`
 	Aggregation int64    `yaml:"aggregation"`
 	Recipients  []string `yaml:"recipients"`
+	Pending     bool     `yaml:"pending"`
 }
 
 type malformedCase struct {
@@ -225,7 +226,7 @@ func buildRequest(t *testing.T, r tableRequest, pad string) *Request {
 		req.TEE = *r.TEE
 	}
 	if o := r.Output; o != nil {
-		req.Output = &OutputClaim{Kind: Kind(o.Kind), Bytes: o.Bytes, Aggregation: o.Aggregation}
+		req.Output = &OutputClaim{Kind: Kind(o.Kind), Bytes: o.Bytes, Aggregation: o.Aggregation, Pending: o.Pending}
 		for _, p := range o.Recipients {
 			req.Output.Recipients = append(req.Output.Recipients, testID(p))
 		}
