@@ -11,6 +11,8 @@ import (
 	"github.com/styx-tee/styx/internal/wasmbuild"
 	"github.com/styx-tee/styx/pad"
 	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/store"
 )
 
 // countPolicy lets its owner use and derive with any program, and release aggregates.
@@ -48,18 +50,7 @@ func newWorld(t *testing.T, e *Engine, lifecycle string) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{e: e, owner: newParty(t)}
-	data := []byte("a,b\n1,2\n3,4\n")
-	var buf bytes.Buffer
-	if _, err := pad.Seal(&buf, bytes.NewReader(data), pad.SealOptions{Signer: w.owner,
-		Recipients: []*party.Identity{e.ClusterIdentity()}, Policy: ownerPolicy(w.owner, "1", lifecycle),
-		PolicyType: "application/styx-policy+yaml", ContentType: "text/csv", Size: int64(len(data))}); err != nil {
-		t.Fatal(err)
-	}
-	info, err := e.UploadPad(ctx, w.owner.Identity(), &buf, int64(buf.Len()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.pad = info.ID
+	w.pad = w.upload(t, lifecycle)
 	wasm, err := wasmbuild.Build(ctx, "examples/programs/rowcount", false)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +61,23 @@ func newWorld(t *testing.T, e *Engine, lifecycle string) *world {
 	}
 	w.prog = prog.SHA256
 	return w
+}
+
+// upload seals a small table under the owner's policy with the given lifecycle line and stores it.
+func (w *world) upload(t *testing.T, lifecycle string) string {
+	t.Helper()
+	data := []byte("a,b\n1,2\n3,4\n")
+	var buf bytes.Buffer
+	if _, err := pad.Seal(&buf, bytes.NewReader(data), pad.SealOptions{Signer: w.owner,
+		Recipients: []*party.Identity{w.e.ClusterIdentity()}, Policy: ownerPolicy(w.owner, "1", lifecycle),
+		PolicyType: "application/styx-policy+yaml", ContentType: "text/csv", Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.e.UploadPad(context.Background(), w.owner.Identity(), &buf, int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ID
 }
 
 func newParty(t *testing.T) *party.Key {
@@ -161,4 +169,29 @@ func fmtAPIErr(e *api.Error) string {
 		return "<nil>"
 	}
 	return e.Message + " " + strings.Join(e.Reasons, "; ")
+}
+
+// TestLostReservationRaceTakesNoMore loses the race for an input's last use between decision and
+// reservation: the job is denied for the use limit, and the inputs after it are not reserved.
+func TestLostReservationRaceTakesNoMore(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "lifecycle: {max_uses: {use: 1}}")
+	other := w.upload(t, "")
+	useOf := func(pad string) string { return counterKey(policy.CounterKey{Pad: pad, Action: policy.ActionUse}) }
+	e.hook = func(stage string) {
+		if stage == "reserve" { // another request takes the last use of input "a"
+			if _, err := e.st.Reserve(ctx, useOf(w.pad), 1, 1); err != nil {
+				t.Errorf("racing reservation: %v", err)
+			}
+		}
+	}
+	_, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"a": w.pad, "b": other},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "max_uses") {
+		t.Fatalf("job that lost the race: %v", err)
+	}
+	if n, err := e.st.Counter(ctx, useOf(other)); (err != nil && !errors.Is(err, store.ErrNotFound)) || n != 0 {
+		t.Fatalf("input b of the denied job: %d uses taken (%v), want 0", n, err)
+	}
 }
