@@ -58,7 +58,9 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 			ch.order = append(ch.order, p)
 		}
 	}
-	relaxDistances(ch, dist)
+	if err := relaxDistances(ch, dist); err != nil {
+		return nil, err
+	}
 	paths, err := pathKinds(ch, dist)
 	if err != nil {
 		return nil, err
@@ -83,16 +85,24 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 }
 
 // relaxDistances makes dist the longest derivation distance from the root to each ancestor
-// (breadth-first order gives a first estimate; a DAG may need more passes).
-func relaxDistances(ch *chain, dist map[string]int) {
-	for changed := true; changed; {
-		changed = false
+// (breadth-first order gives a first estimate; a DAG may need more passes). In a DAG of n Pads
+// no path is longer than n-1 steps, so distances settle within n passes; still changing after
+// that means the parent records form a cycle, which no derivation can make: tampered state.
+func relaxDistances(ch *chain, dist map[string]int) error {
+	for pass := 0; ; pass++ {
+		changed := false
 		for _, pid := range ch.order {
 			for _, p := range ch.nodes[pid].Parents {
 				if dist[p] < dist[pid]+1 {
 					dist[p], changed = dist[pid]+1, true
 				}
 			}
+		}
+		if !changed {
+			return nil
+		}
+		if pass > len(ch.order) {
+			return fmt.Errorf("%w: the ancestry of %s has a cycle", errTamperedState, ch.pad.ID)
 		}
 	}
 }

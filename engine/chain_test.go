@@ -25,8 +25,24 @@ func testChain(root string, recs ...*padRecord) (*chain, map[string]int) {
 			}
 		}
 	}
-	relaxDistances(ch, dist)
+	if err := relaxDistances(ch, dist); err != nil {
+		panic(err)
+	}
 	return ch, dist
+}
+
+// TestRelaxDistancesRefusesCycles: parent records that loop (which no derivation can make, so
+// only tampered state can) end the walk with an error instead of looping forever.
+func TestRelaxDistancesRefusesCycles(t *testing.T) {
+	ch := &chain{pad: &padRecord{ID: "a"}, nodes: map[string]*padRecord{
+		"a": {ID: "a", Derived: true, Parents: []string{"b"}},
+		"b": {ID: "b", Derived: true, Parents: []string{"c"}},
+		"c": {ID: "c", Derived: true, Parents: []string{"a"}},
+	}, order: []string{"a", "b", "c"}}
+	err := relaxDistances(ch, map[string]int{"a": 0, "b": 1, "c": 2})
+	if !errors.Is(err, errTamperedState) {
+		t.Fatalf("cycle: %v", err)
+	}
 }
 
 // TestPathKinds: every sealed ancestor learns the kinds of its children on the paths to the root
