@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,6 +96,7 @@ type cedarRules struct {
 	byID   map[types.PolicyID]*cedarRule
 	groups []string
 	never  []string // "id (pos)" of rules whose conditions are constantly false
+	loose  []string // "id (pos)" of permits that let a program run on the data without naming it
 }
 
 var cedarErrPos = regexp.MustCompile(`at <input>:(\d+):(\d+)`)
@@ -129,6 +131,9 @@ func (cedarLanguage) Compile(src string, origin Origin) (Rules, error) {
 		}
 		if constantlyFalse(ast) {
 			r.never = append(r.never, fmt.Sprintf("%s (%s)", rule.id, rule.pos))
+		}
+		if unpinned(ast) {
+			r.loose = append(r.loose, fmt.Sprintf("%s (%s)", rule.id, rule.pos))
 		}
 		r.set.Add(rule.id, p)
 		r.byID[rule.id] = rule
@@ -177,6 +182,56 @@ func constantlyFalse(p *xast.Policy) bool {
 
 // NeverMatch returns the rules whose conditions are constantly false (for lint).
 func (r *cedarRules) NeverMatch() []string { return r.never }
+
+// Unpinned returns the permits that let a program run on the data (use, derive or query)
+// without a condition on context.program (for lint).
+func (r *cedarRules) Unpinned() []string { return r.loose }
+
+// programActions are the actions whose requests name the program that will run on the data.
+var programActions = []Action{ActionUse, ActionDerive, ActionQuery}
+
+// unpinned reports whether p is a permit that can match a use, derive or query request and
+// whose conditions never read context.program: any program at all may then run on the data.
+// Comments are not part of the AST, so a commented-out pin does not count.
+func unpinned(p *xast.Policy) bool {
+	if p.Effect != xast.EffectPermit || !coversProgramAction(p.Action) {
+		return false
+	}
+	for _, c := range p.Conditions {
+		pinned := false
+		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
+			if a, ok := n.(xast.NodeTypeAccess); ok && a.Value == "program" {
+				if v, ok := a.Arg.(xast.NodeTypeVariable); ok && v.Name == "context" {
+					pinned = true
+				}
+			}
+			return !pinned
+		})
+		if pinned {
+			return false
+		}
+	}
+	return true
+}
+
+// coversProgramAction reports whether an action scope can match use, derive or query.
+func coversProgramAction(s xast.IsActionScopeNode) bool {
+	names := func(es ...types.EntityUID) bool {
+		for _, e := range es {
+			if slices.Contains(programActions, Action(e.ID)) {
+				return true
+			}
+		}
+		return false
+	}
+	switch s := s.(type) {
+	case xast.ScopeTypeEq:
+		return names(s.Entity)
+	case xast.ScopeTypeInSet:
+		return names(s.Entities...)
+	}
+	return true // all actions, or an action group: assume it can
+}
 
 func (r *cedarRules) Len() int            { return len(r.byID) }
 func (r *cedarRules) GroupRefs() []string { return r.groups }

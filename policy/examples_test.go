@@ -87,7 +87,8 @@ func TestHospitalScenario(t *testing.T) {
 		v2.Sources[i].Distance = 2
 		v2.Sources[i].FirstKinds, v2.Sources[i].LaterKinds = []Kind{KindModel}, []Kind{KindModel}
 	}
-	q := &Request{Principal: clinic, Action: ActionQuery, Now: now, TEE: tee, Uses: Uses{}}
+	predict := "085701c114e7a7c959a806e6a9d2a1f94eb7baba1f1df4c9da97e3d1b70535cf"
+	q := &Request{Principal: clinic, Action: ActionQuery, Now: now, Program: predict, TEE: tee, Uses: Uses{}}
 	allowed := 0
 	for i := range 60 {
 		q.Uses[CounterKey{Pad: "v2", Action: ActionQuery, Party: clinic}] = uint64(i)

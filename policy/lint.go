@@ -42,7 +42,7 @@ func Lint(data []byte) ([]Warning, error) {
 	}
 	l := &linter{root: root}
 	l.expiry(p)
-	l.programPin(&raw)
+	l.programPin(p)
 	l.groups(p)
 	l.neverMatch(p, &raw)
 	l.literals(&raw)
@@ -78,22 +78,37 @@ func (l *linter) warn(path, format string, args ...any) {
 	l.warnings = append(l.warnings, w)
 }
 
+// warnAt is warn positioned at a rule ("id (line:col)", as the rules report them) rather than
+// at the field that holds it.
+func (l *linter) warnAt(path, rule, format string, args ...any) {
+	l.warn(path, format, args...)
+	w := &l.warnings[len(l.warnings)-1]
+	if i := strings.LastIndexByte(rule, '('); i >= 0 {
+		var line, col int
+		if n, _ := fmt.Sscanf(rule[i:], "(%d:%d)", &line, &col); n == 2 {
+			w.Line, w.Column = line, col
+		}
+	}
+}
+
 func (l *linter) expiry(p *Policy) {
 	if p.base.lifecycle.Expires.IsZero() {
 		l.warn("lifecycle.expires", "no expiry: the data and everything derived from it stay usable forever")
 	}
 }
 
-func (l *linter) programPin(raw *rawDocument) {
-	if strings.Contains(raw.Rules, "context.program") {
-		return
-	}
-	for _, r := range raw.Input {
-		if len(r.Programs) > 0 {
-			return
+// programPin warns of every permit, in the rules and in every derive section, that lets a
+// program run on the data (use, derive or query) without a condition on context.program.
+func (l *linter) programPin(p *Policy) {
+	for _, s := range append([]*section{p.base}, derivedSections(p)...) {
+		up, ok := s.rules.(interface{ Unpinned() []string })
+		if !ok || !s.owns("rules") {
+			continue
+		}
+		for _, r := range up.Unpinned() {
+			l.warnAt(s.prefix+"rules", r, "no program pin: rule %s permits use, derive or query without testing context.program, so any program may read the data", r)
 		}
 	}
-	l.warn("rules", "no program pin: no rule tests context.program, so any program may read the data")
 }
 
 func (l *linter) groups(p *Policy) {
@@ -127,7 +142,7 @@ func (l *linter) neverMatch(p *Policy, raw *rawDocument) {
 			continue
 		}
 		for _, r := range nm.NeverMatch() {
-			l.warn(s.prefix+"rules", "rule %s has a condition that is always false, so it never matches", r)
+			l.warnAt(s.prefix+"rules", r, "rule %s has a condition that is always false, so it never matches", r)
 		}
 	}
 	sections := map[string]*section{"": p.base}

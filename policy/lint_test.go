@@ -38,7 +38,8 @@ tee:
 	for _, want := range []string{
 		"5:9: groups.idle: group \"idle\" is never used",
 		"6:8: rules: rules mention group \"ghosts\", which is not defined",
-		"6:8: rules: no program pin",
+		"7:3: rules: no program pin: rule rule0 (7:3)",
+		"8:3: rules: no program pin: rule rule1 (8:3)",
 		"10:3: lifecycle.expires: no expiry",
 		"10:23: lifecycle.max_uses.release: max_uses 0: release can never be allowed",
 		"11:31: lifecycle.max_uses_per_party.query: max_uses_per_party 0",
@@ -74,12 +75,40 @@ lifecycle:
 	}
 }
 
-func TestLintProgramPinByInputRule(t *testing.T) {
-	src := "version: 1\nowner: ${o}\nrules: permit (principal, action, resource);\nlifecycle: {expires: 2027-01-01T00:00:00Z}\n" +
-		"input:\n  - programs: [" + strings.Repeat("d", 64) + "]\n    drop: [x]\n"
-	ws, err := Lint([]byte(expand(src)))
-	if err != nil || len(ws) != 0 {
-		t.Fatalf("got %v, %v", ws, err)
+// TestLintProgramPin: every permit that lets a program run on the data (use, derive, query),
+// in the rules or a derive section, must test context.program; comments, forbids, releases
+// and input rules naming programs do not count as pins.
+func TestLintProgramPin(t *testing.T) {
+	sha := strings.Repeat("d", 64)
+	head := "version: 1\nowner: ${o}\nlifecycle: {expires: 2027-01-01T00:00:00Z}\n"
+	for _, tc := range []struct {
+		name, doc string
+		want      []string // rule ids warned about
+	}{
+		{"pinned", "rules: permit (principal, action, resource) when { context.program == \"" + sha + "\" };\n", nil},
+		{"a pin in a comment is no pin", "rules: |\n  // context.program == \"" + sha + "\"\n  permit (principal, action, resource);\n", []string{"rule0"}},
+		{"input rules naming programs are no pin", "rules: permit (principal, action, resource);\n" +
+			"input:\n  - programs: [" + sha + "]\n    drop: [x]\n", []string{"rule0"}},
+		{"release needs no program", "rules: |\n  permit (principal, action == Styx::Action::\"release\", resource);\n  forbid (principal, action, resource) when { context.tee.debug };\n", nil},
+		{"use and derive", "rules: |\n  @id(\"train\")\n  permit (principal, action in [Styx::Action::\"use\", Styx::Action::\"derive\"], resource);\n", []string{"train"}},
+		{"a query in a derive section", "rules: permit (principal, action, resource) when { context.program == \"" + sha + "\" };\n" +
+			"derive:\n  model:\n    rules: |\n      @id(\"ask\")\n      permit (principal, action == Styx::Action::\"query\", resource);\n", []string{"ask"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, err := Lint([]byte(expand(head + tc.doc)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range ws {
+				if strings.Contains(w.Msg, "no program pin") {
+					got = append(got, strings.Fields(strings.TrimPrefix(w.Msg, "no program pin: rule "))[0])
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("pin warnings for rules %v, want %v: %v", got, tc.want, ws)
+			}
+		})
 	}
 }
 
