@@ -104,6 +104,26 @@ func (w *world) run(t *testing.T) *api.JobStatus {
 	return st
 }
 
+// runHere submits the same job and runs it on the calling goroutine, without the engine's
+// workers and sweeper: for tests that must not race with background work.
+func (w *world) runHere(t *testing.T) *api.JobStatus {
+	t.Helper()
+	ctx := context.Background()
+	st, err := w.e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.e.runJob(ctx, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := w.e.jobRecord(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rec.Status
+}
+
 func (w *world) revoke(t *testing.T, reason string) {
 	t.Helper()
 	if _, err := w.e.Revoke(context.Background(), w.owner.Identity(), api.SignRevocation(w.owner, w.pad, reason, w.e.now())); err != nil {

@@ -40,21 +40,25 @@ func deletions(t *testing.T, e *Engine) []string {
 // sweep: the Pad is neither marked deleted nor logged as deleted, its blob stays, the sweep says
 // so, and the next sweep deletes it.
 func TestSweepKeepsPadWhoseKeySurvives(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	e := newTestEngine(t)
 	clock := &offsetClock{}
 	e.now = clock.now
-	w := newWorld(t, e, "lifecycle: {retention: 20s}")
-	e.Start(ctx)
-	defer e.Close()
-	st := w.run(t)
+	w := newWorld(t, e, "lifecycle: {retention: 1h}")
+	var failing atomic.Bool
+	e.failShred = func(id string) error {
+		if failing.Load() {
+			return errors.New("store unavailable")
+		}
+		return nil
+	}
+	st := w.runHere(t)
 	if st.State != api.JobDone {
 		t.Fatalf("job: %s %s", st.State, fmtAPIErr(st.Error))
 	}
 	agg := st.Outputs["count"]
-	e.failShred = func(id string) error { return errors.New("store unavailable") }
-	clock.advance(30 * time.Second)
+	failing.Store(true)
+	clock.advance(2 * time.Hour)
 	got, err := e.SweepRetention(ctx)
 	if err == nil || slices.Contains(got, agg) || !slices.Contains(got, w.pad) {
 		t.Fatalf("sweep with the key store failing deleted %v (%v), want only %s and an error", got, err, w.pad)
@@ -73,7 +77,7 @@ func TestSweepKeepsPadWhoseKeySurvives(t *testing.T) {
 		t.Fatalf("blob of the aggregate: %v", err)
 	}
 
-	e.failShred = nil
+	failing.Store(false)
 	got, err = e.SweepRetention(ctx)
 	if err != nil || !slices.Equal(got, []string{agg}) {
 		t.Fatalf("next sweep deleted %v (%v), want %s", got, err, agg)
@@ -93,7 +97,7 @@ func TestSweepClosesWarmModel(t *testing.T) {
 	e := newTestEngine(t)
 	clock := &offsetClock{}
 	e.now = clock.now
-	w := newWorld(t, e, "lifecycle: {retention: 20s}")
+	w := newWorld(t, e, "lifecycle: {retention: 1h}")
 	model := "model-a"
 	putOutput(t, e, model, "job-x")
 	if err := updateJSON(ctx, e, store.Pads, model, func(r *padRecord) error {
@@ -117,7 +121,7 @@ func TestSweepClosesWarmModel(t *testing.T) {
 	if _, err := e.queries.pool(ctx, rec, prog.SHA256, w.owner.Identity().ID()); err != nil {
 		t.Fatal(err)
 	}
-	clock.advance(30 * time.Second)
+	clock.advance(2 * time.Hour)
 	got, err := e.SweepRetention(ctx)
 	if err != nil || !slices.Contains(got, model) {
 		t.Fatalf("sweep deleted %v (%v), want the model", got, err)
