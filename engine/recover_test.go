@@ -186,7 +186,7 @@ func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
 
 	e, closeAll = openTestEngine(t, dir, ck)
 	defer closeAll()
-	e.cfg.MaxWait = 30 * time.Second
+	e.cfg.MaxWait = 3 * time.Minute // a bound, ample even under -race
 	e.Start(ctx)
 	st, err := e.Job(ctx, w.owner.Identity(), id, true)
 	if err != nil {
