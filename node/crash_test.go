@@ -326,20 +326,5 @@ func padUses(t *testing.T, c *api.Client, id string) uint64 {
 // short ack wait.
 func openCrashed(t *testing.T, dir string) *testNode {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := Open(ctx, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t), JobAckWait: crashAckWait})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := n.Listen("127.0.0.1:0")
-	if err != nil {
-		cancel()
-		n.Close()
-		t.Fatal(err)
-	}
-	tn := &testNode{Node: n, dir: dir, cancel: cancel, done: make(chan error, 1)}
-	go func() { tn.done <- n.ServeListener(ctx, ln) }()
-	t.Cleanup(tn.stop)
-	return tn
+	return serveConfig(t, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t), JobAckWait: crashAckWait})
 }

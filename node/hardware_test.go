@@ -85,27 +85,6 @@ func (hw hardware) config(t *testing.T, dir string) Config {
 		Sandbox: sandboxForTests(), Logger: testLogger(t)}
 }
 
-// serveConfig opens a node with cfg and serves it on a loopback port until the test ends.
-func serveConfig(t *testing.T, cfg Config) *testNode {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := Open(ctx, cfg)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := n.Listen("127.0.0.1:0")
-	if err != nil {
-		cancel()
-		n.Close()
-		t.Fatal(err)
-	}
-	tn := &testNode{Node: n, dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
-	go func() { tn.done <- n.ServeListener(ctx, ln) }()
-	t.Cleanup(tn.stop)
-	return tn
-}
-
 // attestAndUpload attests the node with the fake platform's reference values and roots, checks
 // what it attested, and uploads a Pad an owner sealed to the attested cluster identity.
 func attestAndUpload(t *testing.T, hw hardware, tn *testNode, owner *party.Key) (*cluster.Attested, *api.PadInfo) {

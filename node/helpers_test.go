@@ -30,17 +30,25 @@ type testNode struct {
 
 func startNode(t *testing.T, dir string) *testNode {
 	t.Helper()
+	return serveConfig(t, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t)})
+}
+
+// serveConfig opens a node with cfg and serves it on a loopback port until the test ends.
+func serveConfig(t *testing.T, cfg Config) *testNode {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n, err := Open(ctx, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t)})
+	n, err := Open(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	ln, err := n.Listen("127.0.0.1:0")
 	if err != nil {
+		cancel()
+		n.Close()
 		t.Fatal(err)
 	}
-	tn := &testNode{Node: n, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	tn := &testNode{Node: n, dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
 	go func() { tn.done <- n.ServeListener(ctx, ln) }()
 	t.Cleanup(tn.stop)
 	return tn

@@ -39,22 +39,7 @@ tee: {allow_simulated: true}
 // startNodeSandbox is startNode with the given sandbox limits.
 func startNodeSandbox(t *testing.T, dir string, sb sandbox.Config) *testNode {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := Open(ctx, Config{DataDir: dir, Sandbox: sb, Logger: testLogger(t)})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := n.Listen("127.0.0.1:0")
-	if err != nil {
-		cancel()
-		n.Close()
-		t.Fatal(err)
-	}
-	tn := &testNode{Node: n, dir: dir, cancel: cancel, done: make(chan error, 1)}
-	go func() { tn.done <- n.ServeListener(ctx, ln) }()
-	t.Cleanup(tn.stop)
-	return tn
+	return serveConfig(t, Config{DataDir: dir, Sandbox: sb, Logger: testLogger(t)})
 }
 
 // TestHostileJobs submits the sandbox's escape and exhaustion catalogue to a real node as

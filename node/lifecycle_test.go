@@ -87,23 +87,8 @@ func startNodeWith(t *testing.T, dir string, clock *testClock) *testNode {
 
 func startNodeRecheck(t *testing.T, dir string, clock *testClock, recheck time.Duration) *testNode {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := Open(ctx, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t),
+	return serveConfig(t, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t),
 		Now: clock.Now, Recheck: recheck, Workers: 2})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := n.Listen("127.0.0.1:0")
-	if err != nil {
-		cancel()
-		n.Close()
-		t.Fatal(err)
-	}
-	tn := &testNode{Node: n, dir: dir, cancel: cancel, done: make(chan error, 1)}
-	go func() { tn.done <- n.ServeListener(ctx, ln) }()
-	t.Cleanup(tn.stop)
-	return tn
 }
 
 // lifecycleWorld is a node with its parties, programs and policy variables.

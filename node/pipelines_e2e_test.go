@@ -259,20 +259,7 @@ tee: {allow_simulated: true}
 func TestLifecycleWindowsAtNode(t *testing.T) {
 	ctx := context.Background()
 	clock := &setClock{}
-	dir := t.TempDir()
-	n0, err := Open(ctx, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t), Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := n0.Listen("127.0.0.1:0")
-	if err != nil {
-		n0.Close()
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	n := &testNode{Node: n0, dir: dir, cancel: cancel, done: make(chan error, 1)}
-	go func() { n.done <- n0.ServeListener(sctx, ln) }()
-	t.Cleanup(n.stop)
+	n := serveConfig(t, Config{DataDir: t.TempDir(), Sandbox: sandboxForTests(), Logger: testLogger(t), Now: clock.Now})
 
 	ownerK, clinicK := newKey(t), newKey(t)
 	owner, clinic := n.clientAt(t, ownerK, clock), n.clientAt(t, clinicK, clock)
