@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 )
 
@@ -37,6 +38,18 @@ type TEEClaims struct {
 	Type        string `json:"type"`                  // "sim", "tdx", "snp", "sgx"
 	Measurement string `json:"measurement,omitempty"` // hex launch measurement of the middleware
 	Simulated   bool   `json:"simulated"`
+}
+
+// Attested checks that these claims name the TEE an attestation verified: the same type,
+// measurement and simulation flag. A receipt claiming hardware the attestation does not show,
+// or other code, fails it. Whether a simulated TEE is acceptable at all is the verifier's
+// reference values' call, not this one's.
+func (c TEEClaims) Attested(typ, measurement string, simulated bool) error {
+	if c.Type != typ || c.Simulated != simulated || c.Measurement != measurement {
+		return fmt.Errorf("the receipt names TEE %s (measurement %s, simulated %t), the attestation shows %s (measurement %s, simulated %t)",
+			c.Type, c.Measurement, c.Simulated, typ, measurement, simulated)
+	}
+	return nil
 }
 
 // Claims are what a receipt attests; they are logged verbatim inside the receipt's event.

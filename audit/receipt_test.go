@@ -255,3 +255,18 @@ func cloneReceipt(r *Receipt) *Receipt {
 	}
 	return c
 }
+
+func TestTEEClaimsAttested(t *testing.T) {
+	c := TEEClaims{Type: "tdx", Measurement: "ab", Simulated: false}
+	if err := c.Attested("tdx", "ab", false); err != nil {
+		t.Fatalf("same TEE: %v", err)
+	}
+	for _, other := range []struct {
+		typ, m string
+		sim    bool
+	}{{"snp", "ab", false}, {"tdx", "cd", false}, {"tdx", "ab", true}} {
+		if err := c.Attested(other.typ, other.m, other.sim); err == nil {
+			t.Errorf("claims %+v passed as %+v", c, other)
+		}
+	}
+}

@@ -303,11 +303,7 @@ func sameTEE(c audit.TEEClaims, attested *tee.Claims, ref *tee.ReferenceValues) 
 	if c.Simulated && !ref.AllowSimulated {
 		return errors.New("the job ran on a simulated TEE the reference values do not accept")
 	}
-	if c.Type != string(attested.Type) || c.Simulated != attested.Simulated || c.Measurement != attested.Measurement {
-		return fmt.Errorf("the receipt names TEE %s (measurement %s, simulated %t), the bundle attests %s (measurement %s, simulated %t)",
-			c.Type, c.Measurement, c.Simulated, attested.Type, attested.Measurement, attested.Simulated)
-	}
-	return nil
+	return c.Attested(string(attested.Type), attested.Measurement, attested.Simulated)
 }
 
 // checkHeads verifies two signed tree heads of the log with the cluster key, the second

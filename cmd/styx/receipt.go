@@ -111,11 +111,7 @@ func checkReceiptTEE(c audit.TEEClaims, attested *tee.Claims, ref *tee.Reference
 	if c.Simulated && !ref.AllowSimulated {
 		return errors.New("the job ran on a simulated TEE; pass --allow-simulated to accept it (development only)")
 	}
-	if c.Type != string(attested.Type) || c.Simulated != attested.Simulated || c.Measurement != attested.Measurement {
-		return fmt.Errorf("the receipt names TEE %s (measurement %s, simulated %t), the bundle attests %s (measurement %s, simulated %t)",
-			c.Type, c.Measurement, c.Simulated, attested.Type, attested.Measurement, attested.Simulated)
-	}
-	return nil
+	return c.Attested(string(attested.Type), attested.Measurement, attested.Simulated)
 }
 
 func printReceipt(w io.Writer, r *audit.Receipt, head *audit.SignedHead) {

@@ -126,7 +126,7 @@ func TestReceiptVerify(t *testing.T) {
 	other := newReceiptFixture(t, 0xaa)
 	refuse("another cluster's receipt", "does NOT verify", "--cluster", f.bundle, "--allow-simulated", other.issue(t, "c", other.meas))
 	// A receipt whose claims name other code than the attested node runs.
-	refuse("other measurement", "the bundle attests", "--cluster", f.bundle, "--allow-simulated", f.issue(t, "d", strings.Repeat("bb", 32)))
+	refuse("other measurement", "the attestation shows", "--cluster", f.bundle, "--allow-simulated", f.issue(t, "d", strings.Repeat("bb", 32)))
 }
 
 // TestReceiptVerifyRealJob verifies the receipt of a job run by a real node, with the node's
