@@ -22,7 +22,7 @@ func Open(src io.Reader, k *party.Key) (*Header, io.Reader, error) {
 	if k == nil {
 		return nil, nil, opErr("open", fmt.Errorf("no key: %w", ErrInvalidOptions))
 	}
-	br := bufio.NewReader(src)
+	br := buffered(src)
 	f, raw, err := readSigned(br)
 	if err != nil {
 		return nil, nil, opErr("open", err)
@@ -46,12 +46,21 @@ func OpenWithKey(src io.Reader, dk *DataKey) (*Header, io.Reader, error) {
 	if dk == nil {
 		return nil, nil, opErr("open", fmt.Errorf("no data key: %w", ErrInvalidOptions))
 	}
-	br := bufio.NewReader(src)
+	br := buffered(src)
 	f, raw, err := readSigned(br)
 	if err != nil {
 		return nil, nil, opErr("open", err)
 	}
 	return openPayload(br, f, raw, dk)
+}
+
+// buffered returns src with a buffer for the header's many small reads, unless src holds its
+// bytes in memory already: the payload stream then reads whole chunks straight from that memory.
+func buffered(src io.Reader) io.Reader {
+	if stream.InMemory(src) {
+		return src
+	}
+	return bufio.NewReader(src)
 }
 
 // Inspect reads the header of a Pad from src and checks its signature. It reads nothing of the

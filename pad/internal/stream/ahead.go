@@ -11,44 +11,77 @@ import (
 // maxWorkers caps the goroutines that run the AEAD in parallel.
 const maxWorkers = 4
 
-// A slot is one chunk in flight: its buffer, what was read into it, and what a worker made of it.
+// maxBatch caps the chunks handed from one stage to the next at once. Moving a batch rather than
+// a chunk divides the channel operations and goroutine wake-ups by up to maxBatch; the cap keeps
+// the buffers small: at most (2·workers+2)·maxBatch chunks in flight, whatever the payload size.
+const maxBatch = 8
+
+// stride is the room one chunk takes in a slot buffer: the larger of its two forms.
+const stride = ChunkSize + Overhead
+
+// A slot is a batch of consecutive chunks in flight: where each chunk's input is, what a worker
+// made of them, and how the batch ended.
 type slot struct {
-	buf     []byte
-	i       uint64 // chunk index
-	n       int    // bytes read into buf
-	readErr error  // error reading the chunk (io.ErrUnexpectedEOF, errTrailing, an i/o error)
-	out     []byte // the sealed or opened chunk, in buf
-	aeadErr error  // the chunk did not authenticate (opening only)
+	buf     []byte   // room for maxBatch chunks, stride bytes each
+	first   uint64   // index of the first chunk
+	in      [][]byte // input of each complete chunk: in buf, or lent by the source (see lender)
+	out     [][]byte // output of chunks first..first+good-1, in buf
+	lent    bool     // some of in is lent by the source and must be done with before it returns
+	readErr error    // how reading ended after the chunks in in (io.ErrUnexpectedEOF, errTrailing, an i/o error)
+	aeadErr error    // chunk first+len(out) did not authenticate (opening only)
 	done    chan struct{}
 }
 
-// A pipeline moves chunks first..count-1 of a stream through three stages: one goroutine reads
-// them from src in order, workers seal or open them in parallel, and the caller takes them back
-// in order with next. Copying and the AEAD thus overlap, and use every core.
+func (s *slot) reset(first uint64) {
+	clear(s.in) // drop references to lent memory
+	s.first, s.in, s.out, s.lent, s.readErr, s.aeadErr = first, s.in[:0], s.out[:0], false, nil, nil
+}
+
+// at returns the room for the j-th chunk of s.
+func (s *slot) at(j int) []byte { return s.buf[j*stride : (j+1)*stride] }
+
+// A pipeline moves chunks first..count-1 of a stream through three stages, a batch of up to
+// maxBatch chunks at a time: one goroutine reads them from src in order, workers seal or open
+// them in parallel, and the caller takes them back in order with next. Copying and the AEAD thus
+// overlap, and use every core.
+//
+// A source that holds its bytes in memory (see inMemory) lends them: whole chunks are sealed or
+// opened straight from its memory into the slot, without a copy.
 //
 // Every goroutine ends when the stream is done, on the first read error, or on stop; stop waits
 // for them, so the caller must call it before it returns. No goroutine outlives the call that
 // started the pipeline, and a chunk is never handed to the caller out of order.
 type pipeline struct {
-	order chan *slot // read slots, in stream order, for the caller
-	jobs  chan *slot // read slots for the workers
-	free  chan *slot
-	quit  chan struct{}
-	wg    sync.WaitGroup
+	first, count uint64
+	batch        int
+	size         func(i uint64) int // input bytes of chunk i
+	order        chan *slot         // read slots, in stream order, for the caller
+	jobs         chan *slot         // read slots for the workers
+	free         chan *slot
+	quit         chan struct{}
+	wg           sync.WaitGroup
+	lent         sync.WaitGroup // slots holding lent memory that no worker is done with yet
 }
 
-// work is what a worker does to one slot.
-type work func(aead cipher.AEAD, nc *nonce, s *slot)
+// work is what a worker does to chunk i: seal or open in into dst (dst[:0] may be in).
+type work func(aead cipher.AEAD, nc *nonce, i uint64, dst, in []byte) ([]byte, error)
 
 func startPipeline(src io.Reader, key []byte, first, count uint64, size func(i uint64) int, f work) (*pipeline, error) {
-	workers := max(1, min(runtime.GOMAXPROCS(0), maxWorkers, int(count-first)))
+	chunks := count - first
+	workers := max(1, min(runtime.GOMAXPROCS(0), maxWorkers, int(min(chunks, maxWorkers))))
 	slots := 2*workers + 2
+	// Small payloads get small batches, so that every worker still has a share.
+	batch := int(max(1, min(maxBatch, chunks/uint64(2*slots))))
 	p := &pipeline{
+		first: first, count: count, batch: batch, size: size,
 		order: make(chan *slot, slots), jobs: make(chan *slot, slots),
 		free: make(chan *slot, slots), quit: make(chan struct{}),
 	}
 	for range slots {
-		p.free <- &slot{buf: make([]byte, ChunkSize+Overhead), done: make(chan struct{}, 1)}
+		p.free <- &slot{
+			buf: make([]byte, batch*stride), in: make([][]byte, 0, batch), out: make([][]byte, 0, batch),
+			done: make(chan struct{}, 1),
+		}
 	}
 	aeads := make([]cipher.AEAD, workers)
 	for i := range aeads {
@@ -59,31 +92,80 @@ func startPipeline(src io.Reader, key []byte, first, count uint64, size func(i u
 		aeads[i] = a
 	}
 	p.wg.Add(1 + workers)
-	go p.read(src, first, count, size)
+	go p.produce(src)
 	for _, a := range aeads {
 		go p.work(a, f)
 	}
 	return p, nil
 }
 
-func (p *pipeline) read(src io.Reader, first, count uint64, size func(i uint64) int) {
+// An inMemory source holds its bytes in memory and writes them itself, in one Write: a
+// bytes.Reader, strings.Reader or bytes.Buffer. WriteTo then lends the pipeline that memory.
+// Other WriterTo sources (a file, a bufio.Reader) copy through a small buffer of their own in
+// WriteTo, which would cost more than it saves.
+type inMemory interface {
+	io.WriterTo
+	Len() int
+}
+
+// InMemory reports whether Encrypt and Reader.WriteTo read src without copying it (see
+// pipeline). pad.Open reads the header of such a source directly, not through a bufio.Reader.
+func InMemory(src io.Reader) bool {
+	_, ok := src.(inMemory)
+	return ok
+}
+
+func (p *pipeline) produce(src io.Reader) {
 	defer p.wg.Done()
 	defer close(p.jobs)
-	for i := first; i < count; i++ {
-		var s *slot
-		select {
-		case s = <-p.free:
-		case <-p.quit:
+	if m, ok := src.(inMemory); ok {
+		p.lend(m)
+		return
+	}
+	p.read(src)
+}
+
+// get returns a free slot for the chunks from first on, or nil once the pipeline stops.
+func (p *pipeline) get(first uint64) *slot {
+	select {
+	case s := <-p.free:
+		s.reset(first)
+		return s
+	case <-p.quit:
+		return nil
+	}
+}
+
+// send hands s to the caller and the workers. Both channels hold every slot, so it never blocks.
+func (p *pipeline) send(s *slot) {
+	p.order <- s
+	p.jobs <- s
+}
+
+// full returns the chunks a slot from first on holds when full.
+func (p *pipeline) full(first uint64) int { return int(min(uint64(p.batch), p.count-first)) }
+
+// read copies chunks from src into slots, a batch at a time.
+func (p *pipeline) read(src io.Reader) {
+	for i := p.first; i < p.count; {
+		s := p.get(i)
+		if s == nil {
 			return
 		}
-		s.i, s.n, s.out, s.aeadErr = i, size(i), nil, nil
-		_, s.readErr = io.ReadFull(src, s.buf[:s.n])
-		if s.readErr == nil && i == count-1 {
-			s.readErr = expectEOF(src)
+		for j := range p.full(i) {
+			b := s.at(j)[:p.size(i)]
+			if _, s.readErr = io.ReadFull(src, b); s.readErr != nil {
+				break
+			}
+			s.in = append(s.in, b)
+			i++
+			if i == p.count {
+				if s.readErr = expectEOF(src); s.readErr != nil {
+					s.in = s.in[:j] // the last chunk is released only once nothing follows it
+				}
+			}
 		}
-		// Both channels hold every slot, so these sends never block.
-		p.order <- s
-		p.jobs <- s
+		p.send(s)
 		if s.readErr != nil {
 			return
 		}
@@ -97,15 +179,24 @@ func (p *pipeline) work(aead cipher.AEAD, f work) {
 		select {
 		case <-p.quit:
 		default:
-			if s.readErr == nil {
-				f(aead, &nc, s)
+			for j, in := range s.in {
+				o, err := f(aead, &nc, s.first+uint64(j), s.at(j)[:0], in)
+				if err != nil {
+					s.aeadErr = err
+					break
+				}
+				s.out = append(s.out, o)
 			}
+		}
+		if s.lent {
+			p.lent.Done()
 		}
 		s.done <- struct{}{}
 	}
 }
 
-// next returns the next chunk in stream order once a worker is done with it.
+// next returns the next batch in stream order once a worker is done with it: the caller may use
+// s.out, then s.aeadErr and s.readErr, in that order.
 func (p *pipeline) next() *slot {
 	s := <-p.order
 	<-s.done

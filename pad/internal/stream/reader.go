@@ -95,14 +95,20 @@ func (r *Reader) writeAhead(w io.Writer, total *int64) error {
 		return err
 	}
 	defer p.stop()
-	for ; r.i < n; r.i++ {
+	for r.i < n {
 		s := p.next()
-		if err := r.check(s.readErr, s.aeadErr); err != nil {
+		for _, c := range s.out {
+			k, err := w.Write(c)
+			*total += int64(k)
+			if err != nil {
+				return err
+			}
+			r.i++
+		}
+		if err := r.check(nil, s.aeadErr); err != nil {
 			return err
 		}
-		k, err := w.Write(s.out)
-		*total += int64(k)
-		if err != nil {
+		if err := r.check(s.readErr, nil); err != nil {
 			return err
 		}
 		p.release(s)
@@ -110,11 +116,11 @@ func (r *Reader) writeAhead(w io.Writer, total *int64) error {
 	return io.EOF
 }
 
-// openChunk opens a slot in place, for a payload of n chunks.
+// openChunk opens chunk i of a payload of n chunks.
 func openChunk(n uint64) work {
-	return func(aead cipher.AEAD, nc *nonce, s *slot) {
-		nc.set(s.i, s.i == n-1)
-		s.out, s.aeadErr = aead.Open(s.buf[:0], nc[:], s.buf[:s.n], nil)
+	return func(aead cipher.AEAD, nc *nonce, i uint64, dst, in []byte) ([]byte, error) {
+		nc.set(i, i == n-1)
+		return aead.Open(dst, nc[:], in, nil)
 	}
 }
 

@@ -93,28 +93,30 @@ func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress fun
 	}
 	defer p.stop()
 	var done uint64
-	for range n {
+	for done < size {
 		s := p.next()
+		for _, c := range s.out {
+			if _, err := dst.Write(c); err != nil {
+				return fmt.Errorf("stream: write: %w", err)
+			}
+			done += uint64(len(c) - Overhead)
+			if progress != nil {
+				progress(done)
+			}
+		}
 		if s.readErr != nil {
-			return encryptReadErr(s.i, size, s.readErr)
+			return encryptReadErr(s.first+uint64(len(s.out)), size, s.readErr)
 		}
-		if _, err := dst.Write(s.out); err != nil {
-			return fmt.Errorf("stream: write: %w", err)
-		}
-		done += uint64(s.n)
 		p.release(s) // s belongs to the pipeline again: do not touch it below
-		if progress != nil {
-			progress(done)
-		}
 	}
 	return nil
 }
 
-// sealChunk seals a slot in place, for a payload of n chunks.
+// sealChunk seals chunk i of a payload of n chunks.
 func sealChunk(n uint64) work {
-	return func(aead cipher.AEAD, nc *nonce, s *slot) {
-		nc.set(s.i, s.i == n-1)
-		s.out = aead.Seal(s.buf[:0], nc[:], s.buf[:s.n], nil)
+	return func(aead cipher.AEAD, nc *nonce, i uint64, dst, in []byte) ([]byte, error) {
+		nc.set(i, i == n-1)
+		return aead.Seal(dst, nc[:], in, nil), nil
 	}
 }
 
