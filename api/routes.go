@@ -22,6 +22,7 @@ const (
 type route struct {
 	pattern string   // http.ServeMux pattern, method included
 	public  bool     // no signature required (attestation, health); must have no body
+	session bool     // authenticated by a query session's MAC instead of a signature
 	body    bodyKind // request body
 	limit   func(*Config) int64
 	long    bool // streams or waits: deadlines extended past the JSON default
@@ -37,6 +38,8 @@ var routes = []route{
 	{pattern: "GET /v1/pads/{id}", handle: (*Server).getPad},
 	{pattern: "POST /v1/pads/{id}/release", long: true, handle: (*Server).release},
 	{pattern: "POST /v1/pads/{id}/query", body: jsonBody, limit: queryLimit, handle: (*Server).query},
+	{pattern: "POST /v1/pads/{id}/sessions", body: jsonBody, handle: (*Server).openSession},
+	{pattern: "POST /v1/sessions/{id}/query", session: true, body: jsonBody, limit: queryLimit, handle: (*Server).sessionQuery},
 	{pattern: "PUT /v1/pads/{id}/policy", body: jsonBody, limit: policyLimit, handle: (*Server).updatePolicy},
 	{pattern: "POST /v1/pads/{id}/revoke", body: jsonBody, handle: (*Server).revoke},
 	{pattern: "GET /v1/pads/{id}/lineage", handle: (*Server).lineage},
@@ -66,7 +69,11 @@ type call struct {
 	caller *party.Identity // nil on public routes
 	body   *hashedBody     // streamBody routes
 	json   []byte          // jsonBody routes: the verified body
-	status int             // success status; zero means 200
+	// session routes: the session that authenticated the request, its nonce and body hash
+	session    *querySession
+	nonce      string
+	bodySHA256 string
+	status     int // success status; zero means 200
 }
 
 func (s *Server) buildHandler() http.Handler {

@@ -35,6 +35,10 @@ type Config struct {
 	MaxWait         time.Duration // longest a wait=true request is held; default 2 minutes
 	StreamTimeout   time.Duration // read/write deadline of upload and release routes; default 1 hour
 
+	SessionTTL           time.Duration // life of a query session; default 10 minutes
+	MaxSessions          int           // open query sessions at once; default 4096
+	MaxSessionsPerCaller int           // per caller (opening one more drops the caller's oldest); default 8
+
 	Now func() time.Time // clock; nil: time.Now
 	// Simulated marks every response with "Styx-TEE: simulated": the node runs on the simulated
 	// TEE, and everything it returns must say so.
@@ -59,10 +63,11 @@ const (
 
 // A Server is the node's HTTP API. Create it with NewServer; run it with Serve.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	verify  *verifier
-	handler http.Handler
+	cfg      Config
+	log      *slog.Logger
+	verify   *verifier
+	sessions *sessionTable
+	handler  http.Handler
 }
 
 // TEEHeader is the response header by which a node on the simulated TEE marks every answer.
@@ -90,6 +95,9 @@ func NewServer(cfg Config) (*Server, error) {
 	setDefault(&cfg.MaxProgramBytes, DefaultMaxProgramBytes)
 	setDefault(&cfg.MaxWait, DefaultMaxWait)
 	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
+	setDefault(&cfg.SessionTTL, DefaultSessionTTL)
+	setDefault(&cfg.MaxSessions, DefaultMaxSessions)
+	setDefault(&cfg.MaxSessionsPerCaller, DefaultMaxSessionsPerCaller)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -101,6 +109,7 @@ func NewServer(cfg Config) (*Server, error) {
 		log: cfg.Logger,
 		verify: &verifier{audience: cfg.Audience, skew: cfg.MaxSkew,
 			nonces: newNonceCache(cfg.MaxNonces), ids: identityCache{max: identityCacheSize}, now: cfg.Now},
+		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerCaller),
 	}
 	s.handler = s.buildHandler()
 	return s, nil

@@ -35,13 +35,22 @@ func (s *Server) prepare(rt *route, c *call) error {
 		}
 		return nil
 	}
-	sr, err := s.verify.verify(r)
-	if err != nil {
-		return err
+	var sum string
+	if rt.session {
+		ss, nonce, bodySum, err := s.verifySession(r)
+		if err != nil {
+			return err
+		}
+		c.caller, c.session, c.nonce, c.bodySHA256, sum = ss.caller, ss, nonce, bodySum, bodySum
+	} else {
+		sr, err := s.verify.verify(r)
+		if err != nil {
+			return err
+		}
+		c.caller, sum = sr.Identity, sr.ContentSHA256
 	}
-	c.caller = sr.Identity
 	if lw, ok := c.w.(*logWriter); ok {
-		lw.caller = sr.Identity.ID().String()
+		lw.caller = c.caller.ID().String()
 	}
 	limit := int64(0)
 	switch {
@@ -53,7 +62,8 @@ func (s *Server) prepare(rt *route, c *call) error {
 	if r.ContentLength > limit {
 		return Errorf(ErrTooLarge, "request body of %d bytes is over the %d-byte limit", r.ContentLength, limit)
 	}
-	body := newHashedBody(r.Body, sr.ContentSHA256, limit)
+	body := newHashedBody(r.Body, sum, limit)
+	var err error
 	switch rt.body {
 	case streamBody:
 		c.body = body

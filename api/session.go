@@ -1,0 +1,213 @@
+package api
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/styx-tee/styx/party"
+)
+
+// Query sessions (docs/api.md, "Query sessions"). A querier opens a session on a model Pad with
+// one signed request; the node decides the query policy once without taking a use, and sends a
+// fresh 32-byte session secret HPKE-sealed to the caller. Each query of the session is then
+// authenticated with HMAC-SHA256 under a key derived from the secret, instead of an Ed25519
+// signature, and its answer sealed with AES-256-GCM under another derived key, instead of a
+// fresh HPKE encapsulation. Every query is still decided on the model's current chain and takes
+// a use: a session saves the cryptography, never a check.
+
+// Session protocol constants.
+const (
+	// HeaderSessionMAC carries the base64url (no padding) HMAC-SHA256 of a session request's
+	// canonical string (SessionCanonical).
+	HeaderSessionMAC = "Styx-Session-Mac"
+
+	sessionCanonicalVersion = "styx-session-request-v1"
+	sessionIDLen            = 22 // 16 random bytes in base64url without padding
+	sessionSecretLen        = 32
+	macLen                  = 43 // 32 bytes in base64url without padding
+
+	labelSessionSeal   = "styx query session v1"
+	labelSessionMAC    = "styx query session v1 request mac"
+	labelSessionAnswer = "styx query session v1 answer key"
+	labelAnswerAD      = "styx query session answer v1"
+)
+
+// Session defaults (Config.SessionTTL, MaxSessions, MaxSessionsPerCaller).
+const (
+	DefaultSessionTTL           = 10 * time.Minute
+	DefaultMaxSessions          = 4096
+	DefaultMaxSessionsPerCaller = 8
+)
+
+// QuerySessionService is what a Service implements to serve query sessions; the engine does.
+// The server calls it only for callers whose signature (open) or session MAC (query) verified.
+type QuerySessionService interface {
+	// CheckQuery decides whether caller may query model id through program now, without
+	// taking a use: the check behind opening a session.
+	CheckQuery(ctx context.Context, caller *party.Identity, id, program string) error
+	// Answer answers one query in a session with every check Query makes (the policy decision
+	// on the current chain, a use of each query counter, the audit) and returns the answer in
+	// plaintext; the server seals it to the session.
+	Answer(ctx context.Context, caller *party.Identity, id, program string, input []byte) ([]byte, error)
+}
+
+// A SessionRequest opens a query session (POST /v1/pads/{id}/sessions). Nonce (16 random
+// bytes) binds the sealed session secret to this request.
+type SessionRequest struct {
+	Program string `json:"program"` // sha256 of the serving program every query of the session uses
+	Nonce   []byte `json:"nonce"`
+}
+
+func (r *SessionRequest) validate() error {
+	if !validHexSHA256(r.Program) {
+		return Errorf(ErrBadRequest, "session program %q: want a lowercase hex sha256", abbrev(r.Program))
+	}
+	if len(r.Nonce) != 16 {
+		return Errorf(ErrBadRequest, "session nonce: want 16 bytes, got %d", len(r.Nonce))
+	}
+	return nil
+}
+
+// A SessionInfo is an open session: its id, what it queries, when it ends, and its secret
+// HPKE-sealed to the caller (base mode, X-Wing, HKDF-SHA256, AES-256-GCM; Sealed is
+// enc || ciphertext; the info string is sessionSealInfo).
+type SessionInfo struct {
+	ID      string    `json:"id"`
+	Pad     string    `json:"pad"`
+	Program string    `json:"program"`
+	Expires time.Time `json:"expires"`
+	KEM     uint16    `json:"kem"`
+	Sealed  []byte    `json:"sealed"`
+}
+
+// A SessionQuery is one question in a session (POST /v1/sessions/{id}/query).
+type SessionQuery struct {
+	Input []byte `json:"input"`
+}
+
+// A SessionAnswer is the answer to a SessionQuery: nonce (12 bytes) || AES-256-GCM ciphertext
+// under the session's answer key, with sessionAnswerAD as additional data.
+type SessionAnswer struct {
+	Sealed []byte `json:"sealed"`
+}
+
+// sessionSealInfo is the HPKE info string of a session secret.
+func sessionSealInfo(pad, program, id string, expires time.Time, nonce []byte) []byte {
+	s := labelSessionSeal + "\x00" + pad + "\x00" + program + "\x00" + id + "\x00" + expires.UTC().Format(dateLayout) + "\x00"
+	return append([]byte(s), nonce...)
+}
+
+// sessionAnswerAD binds an answer to its session, model, serving program and request.
+func sessionAnswerAD(id, pad, program, nonce, contentSHA256 string) []byte {
+	return []byte(strings.Join([]string{labelAnswerAD, id, pad, program, nonce, contentSHA256}, "\x00"))
+}
+
+// SessionCanonical returns the string a session request's MAC covers: one field per line, each
+// ending in "\n" (no field may hold a newline; the server parses them strictly).
+//
+//	styx-session-request-v1
+//	METHOD
+//	REQUEST-URI
+//	SESSION-ID
+//	DATE
+//	NONCE
+//	CONTENT-SHA256
+func SessionCanonical(method, requestURI, session, date, nonce, contentSHA256 string) []byte {
+	var b strings.Builder
+	for _, f := range []string{sessionCanonicalVersion, method, requestURI, session, date, nonce, contentSHA256} {
+		b.WriteString(f)
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// sessionKeys are the keys derived from one session secret.
+type sessionKeys struct {
+	mac    []byte // HMAC-SHA256 key of requests
+	answer cipher.AEAD
+}
+
+// deriveSessionKeys derives the request MAC key and the answer key from secret with HKDF-SHA256,
+// salted with the session id, one label each.
+func deriveSessionKeys(secret []byte, id string) (*sessionKeys, error) {
+	mac, err := hkdf.Key(sha256.New, secret, []byte(id), labelSessionMAC, 32)
+	if err != nil {
+		return nil, err
+	}
+	ak, err := hkdf.Key(sha256.New, secret, []byte(id), labelSessionAnswer, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(ak)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &sessionKeys{mac: mac, answer: aead}, nil
+}
+
+func (k *sessionKeys) sign(canonical []byte) []byte {
+	m := hmac.New(sha256.New, k.mac)
+	m.Write(canonical)
+	return m.Sum(nil)
+}
+
+func (k *sessionKeys) seal(answer, ad []byte) []byte {
+	out := make([]byte, k.answer.NonceSize(), k.answer.NonceSize()+len(answer)+k.answer.Overhead())
+	rand.Read(out)
+	return k.answer.Seal(out, out, answer, ad)
+}
+
+func (k *sessionKeys) open(sealed, ad []byte) ([]byte, error) {
+	n := k.answer.NonceSize()
+	if len(sealed) < n+k.answer.Overhead() {
+		return nil, fmt.Errorf("api: session answer too short")
+	}
+	pt, err := k.answer.Open(nil, sealed[:n], sealed[n:], ad)
+	if err != nil {
+		return nil, fmt.Errorf("api: session answer does not open for this request: %w", err)
+	}
+	return pt, nil
+}
+
+// newSessionID returns 16 random bytes in base64url without padding.
+func newSessionID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// validSessionID reports whether s has the shape of a session id (the nonce's).
+func validSessionID(s string) bool { return validNonce(s) }
+
+// A querySession is one open session on the server. Its keys never reach a log.
+type querySession struct {
+	id      string
+	caller  *party.Identity
+	pad     string
+	program string
+	expires time.Time
+	created time.Time
+	keys    *sessionKeys
+}
+
+// LogValue redacts the keys.
+func (s *querySession) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", s.id), slog.String("caller", s.caller.ID().String()),
+		slog.String("pad", s.pad), slog.Time("expires", s.expires), slog.String("keys", "REDACTED"))
+}
+
+func (s *querySession) String() string { return "query session " + s.id + " (keys REDACTED)" }
