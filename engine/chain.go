@@ -235,11 +235,16 @@ func (e *Engine) decide(ctx context.Context, ch *chain, r request) (policy.Decis
 	if err != nil {
 		return policy.Decision{}, err
 	}
+	return e.decideWith(ch, r, uses), nil
+}
+
+// decideWith evaluates r on a chain that is not revoked with the given counters.
+func (e *Engine) decideWith(ch *chain, r request, uses policy.Uses) policy.Decision {
 	req := &policy.Request{
 		Principal: r.caller, Action: r.action, Now: e.now(), Purpose: r.purpose,
 		Program: r.program, Job: r.job, TEE: e.claims, Output: r.output, Uses: uses,
 	}
-	return e.pol.Decide(&ch.pc, req), nil
+	return e.pol.Decide(&ch.pc, req)
 }
 
 func revokedDecision(ch *chain, action policy.Action) policy.Decision {
@@ -287,17 +292,22 @@ func (e *Engine) reserve(ctx context.Context, d *policy.Decision) error {
 		}
 		if _, err := e.st.Reserve(ctx, counterKey(c.Key), 1, limit); err != nil {
 			if errors.Is(err, store.ErrLimitReached) {
-				d.Allow = false
-				d.Reasons = append(d.Reasons, policy.Reason{
-					Pad: c.Key.Pad, Rule: "lifecycle.max_uses", Effect: policy.EffectDeny,
-					Text: fmt.Sprintf("use limit of %d for %s reached (imposed by %s)", c.Limit, c.Key.Action, strings.Join(c.Sources, ", ")),
-				})
+				limitReached(d, c)
 				return nil
 			}
 			return fmt.Errorf("engine: reserve %s: %w", counterKey(c.Key), err)
 		}
 	}
 	return nil
+}
+
+// limitReached denies d because counter c reached its limit between decision and reservation.
+func limitReached(d *policy.Decision, c policy.Counter) {
+	d.Allow = false
+	d.Reasons = append(d.Reasons, policy.Reason{
+		Pad: c.Key.Pad, Rule: "lifecycle.max_uses", Effect: policy.EffectDeny,
+		Text: fmt.Sprintf("use limit of %d for %s reached (imposed by %s)", c.Limit, c.Key.Action, strings.Join(c.Sources, ", ")),
+	})
 }
 
 // reasonLines renders a decision's reasons for API errors and audit events.

@@ -20,12 +20,15 @@ import (
 const PoolSize = 2
 
 // queryServer answers queries on model Pads from warm sandbox instances (one pool per model,
-// serving program and querier) and batches their audit events.
+// serving program and querier), batches their audit events, caches the chains queries decide
+// on and holds the leases of query counters.
 type queryServer struct {
-	e     *Engine
-	mu    sync.Mutex
-	pools map[string]*modelPool // "pad program querier" → pool
-	batch map[batchKey]*batchCount
+	e      *Engine
+	mu     sync.Mutex
+	pools  map[string]*modelPool // "pad program querier" → pool
+	batch  map[batchKey]*batchCount
+	chains chainCache
+	leases leaseTable
 }
 
 type modelPool struct {
@@ -40,25 +43,56 @@ func newQueryServer(e *Engine) *queryServer {
 	return &queryServer{e: e, pools: map[string]*modelPool{}, batch: map[batchKey]*batchCount{}}
 }
 
+var _ api.QuerySessionService = (*Engine)(nil)
+
 // Query answers one query on a model Pad: a policy check on the model's whole chain with a
 // per-querier counter, then the answer from a warm instance, sealed to the querier.
 func (e *Engine) Query(ctx context.Context, caller *party.Identity, id string, q *api.QueryRequest) (*api.QueryResponse, error) {
 	e.rememberParty(ctx, caller)
-	ch, err := e.loadChain(ctx, id)
+	answer, err := e.answer(ctx, caller, id, q.Program, q.Input)
 	if err != nil {
 		return nil, err
 	}
-	if ch.pad.Kind != string(policy.KindModel) {
-		return nil, api.Errorf(api.ErrBadRequest, "Pad %s is not a model (kind %q): only model Pads answer queries", id, ch.pad.Kind)
+	return api.SealAnswer(caller, id, q, answer)
+}
+
+// CheckQuery decides whether caller may query model id through program now, without taking a
+// use: the check behind opening a query session. Every query of the session is decided again.
+func (e *Engine) CheckQuery(ctx context.Context, caller *party.Identity, id, program string) error {
+	e.rememberParty(ctx, caller)
+	ch, err := e.modelChain(ctx, id)
+	if err != nil {
+		return err
 	}
-	program := q.Program
-	d, err := e.decide(ctx, ch, request{caller: caller.ID(), action: policy.ActionQuery, program: program,
-		output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{caller.ID()}}})
+	d, err := e.decideQuery(ctx, ch, caller.ID(), program)
+	if err != nil {
+		return err
+	}
+	if !d.Allow {
+		return deniedError("query session on "+id, d)
+	}
+	return nil
+}
+
+// Answer answers one query of a query session exactly as Query does (decision on the current
+// chain, a use of every query counter, the batched audit) and returns the answer in plaintext
+// for the API server to seal under the session's answer key.
+func (e *Engine) Answer(ctx context.Context, caller *party.Identity, id, program string, input []byte) ([]byte, error) {
+	return e.answer(ctx, caller, id, program, input)
+}
+
+// answer decides one query on the model's current chain, takes its uses and computes the answer.
+func (e *Engine) answer(ctx context.Context, caller *party.Identity, id, program string, input []byte) ([]byte, error) {
+	ch, err := e.modelChain(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d, err := e.decideQuery(ctx, ch, caller.ID(), program)
 	if err != nil {
 		return nil, err
 	}
 	if d.Allow {
-		if err := e.reserve(ctx, &d); err != nil {
+		if err := e.reserveQuery(ctx, &d); err != nil {
 			return nil, err
 		}
 	}
@@ -70,7 +104,7 @@ func (e *Engine) Query(ctx context.Context, caller *party.Identity, id string, q
 	if err != nil {
 		return nil, err
 	}
-	answer, err := pool.Query(ctx, q.Input)
+	answer, err := pool.Query(ctx, input)
 	if err != nil {
 		// Only which way it failed: a refusal's exit code is the program's choice, an answer that
 		// would bypass the output checks below.
@@ -81,7 +115,34 @@ func (e *Engine) Query(ctx context.Context, caller *party.Identity, id string, q
 		return nil, api.Denied(fmt.Sprintf("answer of %d bytes exceeds the %d bytes the policies allow", len(answer), max))
 	}
 	e.queries.count(id, caller.ID(), true)
-	return api.SealAnswer(caller, id, q, answer)
+	return answer, nil
+}
+
+// modelChain returns the chain of a model Pad for a query (cached, see queryChain).
+func (e *Engine) modelChain(ctx context.Context, id string) (*chain, error) {
+	ch, err := e.queryChain(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ch.pad.Kind != string(policy.KindModel) {
+		return nil, api.Errorf(api.ErrBadRequest, "Pad %s is not a model (kind %q): only model Pads answer queries", id, ch.pad.Kind)
+	}
+	return ch, nil
+}
+
+// decideQuery decides a query by caller through program on ch with the uses this engine's
+// leases know of.
+func (e *Engine) decideQuery(ctx context.Context, ch *chain, caller party.ID, program string) (policy.Decision, error) {
+	r := request{caller: caller, action: policy.ActionQuery, program: program,
+		output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{caller}}}
+	if ch.revoked != "" {
+		return revokedDecision(ch, r.action), nil
+	}
+	uses, err := e.queryUses(ctx, ch.pad.ID, caller)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	return e.decideWith(ch, r, uses), nil
 }
 
 // pool returns the warm pool for a model, program and querier, creating it on first use. A

@@ -72,6 +72,7 @@ func (e *Engine) SweepRetention(ctx context.Context) ([]string, error) {
 		}); err != nil {
 			return deleted, err
 		}
+		e.epoch.Add(1) // cached query chains still show it live
 		deleted = append(deleted, r.ID)
 	}
 	return deleted, failed

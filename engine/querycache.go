@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/store"
+)
+
+// chainTTL bounds how long a query reuses a loaded chain. A change stored by this node moves
+// e.epoch and reaches the very next query; one stored by another node of the cluster is seen
+// here once the entry is older than chainTTL.
+const chainTTL = time.Second
+
+// maxCachedChains bounds the chain cache; when full it starts over.
+const maxCachedChains = 1024
+
+// chainCache keeps the chains queries loaded, by Pad id, each with the epoch read before it
+// was loaded: a revocation, policy update or deletion stored by this engine after that
+// moment makes the entry stale, so a query never decides on a chain older than the last
+// change this node made. Chains are read-only once loaded, so entries are shared.
+type chainCache struct {
+	mu sync.Mutex
+	m  map[string]chainEntry
+}
+
+type chainEntry struct {
+	ch     *chain
+	epoch  uint64
+	loaded time.Time // the real clock, monotonic: tests may move the engine's clock
+}
+
+// queryChain returns the chain of Pad id for a query: from the cache while this engine's epoch
+// is unchanged and the entry younger than chainTTL, else loaded from the store. Errors are not
+// cached.
+func (e *Engine) queryChain(ctx context.Context, id string) (*chain, error) {
+	epoch := e.epoch.Load()
+	c := &e.queries.chains
+	c.mu.Lock()
+	ent, ok := c.m[id]
+	c.mu.Unlock()
+	if ok && ent.epoch == epoch && time.Since(ent.loaded) < chainTTL {
+		return ent.ch, nil
+	}
+	loaded := time.Now()
+	ch, err := e.loadChain(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedChains {
+		c.m = map[string]chainEntry{}
+	}
+	c.m[id] = chainEntry{ch: ch, epoch: epoch, loaded: loaded}
+	c.mu.Unlock()
+	return ch, nil
+}
+
+// Leases of query counters. A query must not cost a durable compare-and-set, yet a counter
+// must never grant more uses than its limit, not even across a crash. So the engine reserves
+// uses in blocks ("leases") with one compare-and-set and hands them out from memory: the store
+// counts every leased use as used, so a crash loses the unused part of a lease (conservative:
+// counters never go back, and a restart never grants extra uses). A lease never goes past the
+// limit, and it shrinks near the limit so that a crash loses at most an eighth of what remained.
+const (
+	maxLease      = 16
+	leaseFraction = 8 // a lease is at most 1/leaseFraction of the uses left
+	maxLeases     = 1 << 16
+	leaseAttempts = 8
+	leaseAction   = policy.ActionQuery // only query counters are leased; jobs' stay exact
+)
+
+// leaseTable holds this engine's leases by counter key.
+type leaseTable struct {
+	mu sync.Mutex
+	m  map[string]*lease
+}
+
+// A lease is the uses of one counter this engine holds: the store's counter stood at top after
+// this engine's last reservation, and used of them are consumed (counting every use any node
+// took before this lease as consumed). used == top: nothing left to hand out.
+type lease struct {
+	mu     sync.Mutex
+	loaded bool
+	used   uint64
+	top    uint64
+}
+
+func (t *leaseTable) get(key string) *lease {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.m[key]; ok {
+		return l
+	}
+	if t.m == nil {
+		t.m = map[string]*lease{}
+	}
+	if len(t.m) >= maxLeases {
+		t.evict()
+	}
+	l := &lease{}
+	t.m[key] = l
+	return l
+}
+
+// evict forgets the leases with nothing left, or all of them if none is spent. Forgetting a
+// lease that still holds uses loses them (the store counted them): conservative, never more.
+func (t *leaseTable) evict() {
+	for k, l := range t.m {
+		if l.mu.TryLock() {
+			spent := l.used == l.top
+			l.mu.Unlock()
+			if spent {
+				delete(t.m, k)
+			}
+		}
+	}
+	if len(t.m) >= maxLeases {
+		t.m = map[string]*lease{}
+	}
+}
+
+// load reads the counter the first time the lease is used. l.mu is held.
+func (l *lease) load(ctx context.Context, st *store.Store, key string) error {
+	if l.loaded {
+		return nil
+	}
+	n, err := st.Counter(ctx, key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	l.used, l.top, l.loaded = n, n, true
+	return nil
+}
+
+// uses returns the uses of the counter consumed so far, as this engine knows them.
+func (t *leaseTable) uses(ctx context.Context, st *store.Store, key string) (uint64, error) {
+	l := t.get(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.load(ctx, st, key); err != nil {
+		return 0, err
+	}
+	return l.used, nil
+}
+
+// take consumes one use of the counter if that keeps it at or below limit, leasing a new
+// block from the store when this engine's lease is spent. It reports whether a use was taken.
+func (t *leaseTable) take(ctx context.Context, st *store.Store, key string, limit uint64) (bool, error) {
+	l := t.get(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.load(ctx, st, key); err != nil {
+		return false, err
+	}
+	if l.used >= limit {
+		return false, nil
+	}
+	if l.used < l.top {
+		l.used++
+		return true, nil
+	}
+	for range leaseAttempts {
+		n := leaseSize(l.top, limit)
+		v, err := st.Reserve(ctx, key, n, limit)
+		var le *store.LimitError
+		if errors.As(err, &le) {
+			// Other nodes took uses since our last lease: start from what the store holds.
+			l.used, l.top = max(l.used, le.Current), max(l.top, le.Current)
+			if le.Current >= limit {
+				return false, nil
+			}
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("engine: lease of %s: %w", key, err)
+		}
+		l.used, l.top = v-n+1, v
+		return true, nil
+	}
+	return false, fmt.Errorf("engine: lease of %s: %w", key, store.ErrContention)
+}
+
+// leaseSize is how many uses to lease when the counter stands at cur: an eighth of what is
+// left below limit, at least 1 and at most maxLease. cur < limit.
+func leaseSize(cur, limit uint64) uint64 {
+	return min(max((limit-cur)/leaseFraction, 1), maxLease)
+}
+
+// queryUses reads the counters a query decision looks at from this engine's leases.
+func (e *Engine) queryUses(ctx context.Context, pad string, caller party.ID) (policy.Uses, error) {
+	u := policy.Uses{}
+	for _, k := range []policy.CounterKey{{Pad: pad, Action: leaseAction}, {Pad: pad, Action: leaseAction, Party: caller}} {
+		n, err := e.queries.leases.uses(ctx, e.st, counterKey(k))
+		if err != nil {
+			return nil, err
+		}
+		u[k] = n
+	}
+	return u, nil
+}
+
+// reserveQuery takes one use of every counter a query decision obliges, from leases. A limit
+// reached in between denies; a use already taken stays taken (as reserve).
+func (e *Engine) reserveQuery(ctx context.Context, d *policy.Decision) error {
+	for _, c := range d.Obligations.Counters {
+		if c.Key.Action != leaseAction {
+			return fmt.Errorf("engine: a query decision obliges a %s counter", c.Key.Action)
+		}
+		limit := c.Limit
+		if limit == 0 {
+			limit = math.MaxUint64
+		}
+		ok, err := e.queries.leases.take(ctx, e.st, counterKey(c.Key), limit)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			limitReached(d, c)
+			return nil
+		}
+	}
+	return nil
+}
