@@ -78,10 +78,11 @@ type Engine struct {
 
 	policies sync.Map // policy digest ([32]byte) → *policy.Policy
 
-	// epoch counts the revocations and policy updates this engine stored. A running job's
-	// every read compares it with the epoch its last decision saw and decides again when it
-	// moved, so a change made on this node stops the job at its next read; changes made on
-	// other nodes are caught by the once-a-Recheck watchdog.
+	// epoch counts the revocations, policy updates and retention deletions this engine stored.
+	// A running job's every read compares it with the epoch its last decision saw and decides
+	// again when it moved, so a change made on this node stops the job at its next read, and
+	// the query chain cache drops what it loaded before; changes made on other nodes are caught
+	// by the once-a-Recheck watchdog (jobs) and the cache's short TTL (queries).
 	epoch atomic.Uint64
 	// hook, set only by tests, is called at named points of a job's output path.
 	hook func(stage string)
