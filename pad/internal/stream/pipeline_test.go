@@ -209,3 +209,87 @@ func TestPipelineStopsCleanly(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after", before, after)
 	}
 }
+
+// A sliceDst is an in-memory destination (ReadFrom and Grow) whose ReadFrom reads into slices of
+// the given sizes (the last one repeated). It keeps a copy of what each Read returned and
+// scribbles over the slice: if a worker wrote into the slice after Read returned, the copy would
+// miss it. After stopAfter Reads, if set, ReadFrom returns stopErr.
+type sliceDst struct {
+	got       bytes.Buffer
+	sizes     []int
+	stopAfter int
+	stopErr   error
+}
+
+func (d *sliceDst) Grow(int) {}
+
+func (d *sliceDst) Write([]byte) (int, error) {
+	panic("Encrypt writes to an in-memory destination with ReadFrom")
+}
+
+func (d *sliceDst) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for k := 0; ; k++ {
+		if d.stopAfter > 0 && k == d.stopAfter {
+			return total, d.stopErr
+		}
+		b := make([]byte, d.sizes[min(k, len(d.sizes)-1)])
+		n, err := r.Read(b)
+		d.got.Write(b[:n])
+		for i := range b {
+			b[i] = 0xee
+		}
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+var sliceSizes = [][]int{{8 << 20}, {1, 1, 7, 1000}, {stride - 1}, {stride}, {stride + 1}, {5*stride + 3}, {100, 9 * stride, 7}}
+
+func TestPipelineInMemoryDestination(t *testing.T) {
+	for _, n := range []int{5*ChunkSize + 3, bigSize} {
+		plain := make([]byte, n)
+		rand.Read(plain)
+		want := encrypt(t, plain)
+		for _, sizes := range sliceSizes {
+			for name, src := range sources(plain) {
+				d := &sliceDst{sizes: sizes}
+				if err := Encrypt(d, src, testKey, uint64(n), nil); err != nil || !bytes.Equal(d.got.Bytes(), want) {
+					t.Fatalf("size %d, %s, reads of %v: %v, same output %v", n, name, sizes, err, bytes.Equal(d.got.Bytes(), want))
+				}
+			}
+		}
+	}
+}
+
+func TestPipelineInMemoryDestinationErrors(t *testing.T) {
+	before := runtime.NumGoroutine()
+	plain := make([]byte, bigSize)
+	for name, src := range sources(plain) {
+		d := &sliceDst{sizes: []int{3 * stride}, stopAfter: 4, stopErr: errWrite}
+		if err := Encrypt(d, src, testKey, bigSize, nil); !errors.Is(err, errWrite) {
+			t.Fatalf("%s: destination fails: %v", name, err)
+		}
+	}
+	for name, src := range sources(plain) {
+		d := &sliceDst{sizes: []int{3 * stride}, stopAfter: 4}
+		if err := Encrypt(d, src, testKey, bigSize, nil); err == nil {
+			t.Fatalf("%s: destination stops reading early: no error", name)
+		}
+	}
+	for _, actual := range []int{bigSize - 1, bigSize + 1, 3 * ChunkSize} {
+		for name, src := range sources(make([]byte, actual)) {
+			if err := Encrypt(&bytes.Buffer{}, src, testKey, bigSize, nil); !errors.Is(err, ErrSize) {
+				t.Fatalf("%s, %d bytes for %d: %v", name, actual, bigSize, err)
+			}
+		}
+	}
+	if after := runtime.NumGoroutine(); after != before {
+		t.Fatalf("%d goroutines before, %d after", before, after)
+	}
+}

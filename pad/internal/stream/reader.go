@@ -97,6 +97,9 @@ func (r *Reader) writeAhead(w io.Writer, total *int64) error {
 	defer p.stop()
 	for r.i < n {
 		s := p.next()
+		if s == nil {
+			return fmt.Errorf("read payload: pipeline ended at chunk %d of %d", r.i, n)
+		}
 		for _, c := range s.out {
 			k, err := w.Write(c)
 			*total += int64(k)

@@ -77,7 +77,9 @@ func (n *nonce) set(i uint64, last bool) {
 // nil, is called with the number of plaintext bytes after each chunk.
 //
 // A payload of more than one chunk goes through a pipeline (see pipeline): chunks are read ahead
-// and sealed on every core, and written in order. Its goroutines end before Encrypt returns.
+// and sealed on every core, and written in order. Its goroutines end before Encrypt returns. A
+// source in memory (a bytes.Reader) is sealed without being copied, and so is a destination in
+// memory (a bytes.Buffer): see sealReader.
 func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress func(done uint64)) error {
 	aead, err := newAEAD(key)
 	if err != nil {
@@ -92,22 +94,50 @@ func Encrypt(dst io.Writer, src io.Reader, key []byte, size uint64, progress fun
 		return err
 	}
 	defer p.stop()
-	var done uint64
-	for done < size {
-		s := p.next()
+	e := &sealed{p: p, size: size, progress: progress}
+	if w, ok := dst.(inMemoryDst); ok {
+		return e.readFrom(w)
+	}
+	for s := p.next(); s != nil; s = p.next() {
 		for _, c := range s.out {
 			if _, err := dst.Write(c); err != nil {
 				return fmt.Errorf("stream: write: %w", err)
 			}
-			done += uint64(len(c) - Overhead)
-			if progress != nil {
-				progress(done)
-			}
 		}
-		if s.readErr != nil {
-			return encryptReadErr(s.first+uint64(len(s.out)), size, s.readErr)
+		if err := e.finish(s); err != nil {
+			return err
 		}
-		p.release(s) // s belongs to the pipeline again: do not touch it below
+	}
+	return e.end()
+}
+
+// sealed counts the batches Encrypt has handed to its destination.
+type sealed struct {
+	p        *pipeline
+	size     uint64
+	progress func(uint64)
+	done     uint64 // plaintext bytes sealed and handed over
+}
+
+// finish accounts for batch s, whose outputs are in the destination, and releases it.
+func (e *sealed) finish(s *slot) error {
+	for _, c := range s.out {
+		e.done += uint64(len(c) - Overhead)
+		if e.progress != nil {
+			e.progress(e.done)
+		}
+	}
+	if s.readErr != nil {
+		return encryptReadErr(s.first+uint64(len(s.out)), e.size, s.readErr)
+	}
+	e.p.release(s) // s belongs to the pipeline again: do not touch it below
+	return nil
+}
+
+// end checks that the whole payload was handed over.
+func (e *sealed) end() error {
+	if e.done != e.size {
+		return fmt.Errorf("stream: sealed %d of %d bytes", e.done, e.size)
 	}
 	return nil
 }
