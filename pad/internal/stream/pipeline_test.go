@@ -293,3 +293,38 @@ func TestPipelineInMemoryDestinationErrors(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after", before, after)
 	}
 }
+
+// FuzzPipelineSources opens the same payload through Read and through lent pieces of a fuzzed
+// size: both must release the same plaintext and fail the same way. The fuzzer picks the size,
+// a byte to flip (or none), how much to cut or append, and the piece size.
+func FuzzPipelineSources(f *testing.F) {
+	f.Add(uint32(3*ChunkSize+100), uint32(0), int32(0), uint32(1<<20))
+	f.Add(uint32(3*ChunkSize+100), uint32(0), int32(-5), uint32(ChunkSize+1))
+	f.Add(uint32(3*ChunkSize+100), uint32(0), int32(2), uint32(stride))
+	f.Add(uint32(2*ChunkSize), uint32(stride+7), int32(0), uint32(1000))
+	plain := make([]byte, 8*ChunkSize)
+	f.Fuzz(func(t *testing.T, size, flip uint32, cut int32, piece uint32) {
+		size %= uint32(len(plain))
+		ct := encrypt(t, plain[:size])
+		if flip > 0 {
+			ct[int(flip)%len(ct)] ^= 1
+		}
+		if cut < 0 {
+			ct = ct[:max(0, len(ct)+int(max(cut, -1<<20)))]
+		} else {
+			ct = append(ct, make([]byte, cut%(2*stride))...)
+		}
+		piece = max(1, piece%(4*stride))
+		var want, got bytes.Buffer
+		r, _ := NewReader(plainReader{bytes.NewReader(ct)}, testKey, uint64(size))
+		_, werr := r.WriteTo(&want)
+		r, _ = NewReader(&pieceSource{data: ct, pieces: []int{int(piece)}}, testKey, uint64(size))
+		_, gerr := r.WriteTo(&got)
+		if !bytes.Equal(got.Bytes(), want.Bytes()) || (werr == nil) != (gerr == nil) || errors.Is(werr, ErrInvalid) != errors.Is(gerr, ErrInvalid) {
+			t.Fatalf("read: %d bytes, %v; lent in pieces of %d: %d bytes, %v", want.Len(), werr, piece, got.Len(), gerr)
+		}
+		if flip == 0 && cut == 0 && (werr != nil || !bytes.Equal(want.Bytes(), plain[:size])) {
+			t.Fatalf("an intact payload does not open: %v", werr)
+		}
+	})
+}
