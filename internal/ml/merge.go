@@ -38,7 +38,14 @@ func Merge(features []string, ds ...*Dataset) (*Dataset, error) {
 	if len(ds) == 1 && slices.Equal(ds[0].Features, features) {
 		return ds[0], nil
 	}
-	out := &Dataset{Features: slices.Clone(features)}
+	rows := 0
+	for _, d := range ds {
+		rows += d.Rows()
+	}
+	// Sized once: in a sandboxed program every reallocation of these big slices grows and
+	// copies guest memory.
+	out := &Dataset{Features: slices.Clone(features),
+		X: make([]float64, 0, rows*len(features)), Labels: make([]float64, 0, rows)}
 	for k, d := range ds {
 		idx := make([]int, len(features))
 		for j, f := range features {
@@ -47,10 +54,14 @@ func Merge(features []string, ds ...*Dataset) (*Dataset, error) {
 				return nil, fmt.Errorf("%w: input %d lacks feature %q", ErrFormat, k, f)
 			}
 		}
-		for i := range d.Rows() {
-			row := d.Row(i)
-			for _, c := range idx {
-				out.X = append(out.X, row[c])
+		if slices.Equal(d.Features, features) {
+			out.X = append(out.X, d.X...) // the same columns in the same order: one copy
+		} else {
+			for i := range d.Rows() {
+				row := d.Row(i)
+				for _, c := range idx {
+					out.X = append(out.X, row[c])
+				}
 			}
 		}
 		out.Labels = append(out.Labels, d.Labels...)
