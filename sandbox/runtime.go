@@ -23,6 +23,14 @@ type Runtime struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]*Program
+
+	// Calls into instances in flight, so that Close ends them before wazero closes their
+	// modules (see begin).
+	callMu   sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+	done     context.Context // canceled by Close
+	stop     context.CancelCauseFunc
 }
 
 // Program is a compiled module, cached by the sha256 of its bytes.
@@ -71,11 +79,38 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("sandbox: host module: %w", err)
 	}
-	return &Runtime{cfg: cfg, rt: rt, cache: map[[32]byte]*Program{}}, nil
+	done, stop := context.WithCancelCause(context.Background())
+	return &Runtime{cfg: cfg, rt: rt, cache: map[[32]byte]*Program{}, done: done, stop: stop}, nil
 }
 
-// Close releases every compiled module and instance.
-func (r *Runtime) Close(ctx context.Context) error { return r.rt.Close(ctx) }
+// Close ends the calls running in its instances (they fail with ErrClosed), waits for
+// them to return, then releases every compiled module and instance. Later runs and queries
+// fail with ErrClosed.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.callMu.Lock()
+	r.closed = true
+	r.callMu.Unlock()
+	r.stop(ErrClosed)
+	r.inflight.Wait()
+	return r.rt.Close(ctx)
+}
+
+// begin admits a call into an instance (a run, an initialisation, a query): it returns the
+// call's context, which also ends when the runtime closes, and end, to call once the call
+// has returned; ok is false once the runtime is closed. wazero closes a module's resources,
+// its memory included, on the goroutine that closes it: Close must not do that under a
+// guest still running on another goroutine.
+func (r *Runtime) begin(ctx context.Context) (_ context.Context, end func(), ok bool) {
+	r.callMu.Lock()
+	defer r.callMu.Unlock()
+	if r.closed {
+		return ctx, func() {}, false
+	}
+	r.inflight.Add(1)
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(r.done, func() { cancel(ErrClosed) })
+	return ctx, func() { stop(); cancel(nil); r.inflight.Done() }, true
+}
 
 // Compile validates and compiles wasm, or returns the cached program with the same hash.
 // A module may import only the host API of "styx" and "wasi_snapshot_preview1". Once
@@ -162,13 +197,21 @@ func (r *Runtime) RunProgram(ctx context.Context, p *Program, host Host) (Result
 	if !p.command {
 		return Result{}, &RunError{Err: ErrBadModule, Op: "run", Detail: "not a command module (no _start)"}
 	}
+	ctx, end, ok := r.begin(ctx)
+	defer end()
+	if !ok {
+		return Result{}, &RunError{Err: ErrClosed, Op: "run"}
+	}
 	st := newRun(r.cfg, host)
 	runCtx, cancel := context.WithTimeout(context.WithValue(ctx, runKey{}, st), r.cfg.Timeout)
 	defer cancel()
-	mod, err := r.rt.InstantiateModule(runCtx, p.cm, r.moduleConfig(st).WithStartFunctions("_start"))
+	mem := newMemory(r.cfg.Logger)
+	mod, err := r.rt.InstantiateModule(mem.attach(runCtx), p.cm, r.moduleConfig(st).WithStartFunctions("_start"))
 	if mod != nil {
 		_ = mod.Close(ctx)
 	}
+	mem.leave()
+	mem.end()
 	closeErr := st.closeAll()
 	res := Result{OutputBytes: st.outBytes, LogBytes: st.logBytes, LogTruncated: st.logTruncated}
 	if err := classify("run", ctx, err, st); err != nil {
@@ -205,6 +248,9 @@ func classify(op string, parent context.Context, err error, st *run) error {
 	isExit := errors.As(err, &exit)
 	switch {
 	case isExit && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+		if errors.Is(context.Cause(parent), ErrClosed) {
+			return &RunError{Err: ErrClosed, Op: op, Detail: "the runtime was closed"}
+		}
 		if parent.Err() != nil {
 			return &RunError{Err: ErrCanceled, Op: op, Detail: parent.Err().Error()}
 		}

@@ -18,9 +18,11 @@ const queryExport = "styx_query"
 // serve queries in parallel. An instance that faults or times out is closed for good.
 type Instance struct {
 	mu    sync.Mutex
+	r     *Runtime
 	cfg   Config
 	st    *run
 	mod   api.Module
+	mem   *memory // nil if wazero's default
 	query api.Function
 	err   error // set once the instance is dead
 }
@@ -32,18 +34,26 @@ func (r *Runtime) Warm(ctx context.Context, p *Program, host Host) (*Instance, e
 	if !p.reactor {
 		return nil, &RunError{Err: ErrBadModule, Op: "init", Detail: "not a reactor module (no " + queryExport + ")"}
 	}
+	ctx, end, ok := r.begin(ctx)
+	defer end()
+	if !ok {
+		return nil, &RunError{Err: ErrClosed, Op: "init"}
+	}
 	st := newRun(r.cfg, host)
 	callCtx, cancel := context.WithTimeout(context.WithValue(ctx, runKey{}, st), r.cfg.Timeout)
 	defer cancel()
-	mod, err := r.rt.InstantiateModule(callCtx, p.cm, r.moduleConfig(st).WithStartFunctions("_initialize"))
+	mem := newMemory(r.cfg.Logger)
+	mod, err := r.rt.InstantiateModule(mem.attach(callCtx), p.cm, r.moduleConfig(st).WithStartFunctions("_initialize"))
+	mem.leave()
 	if err != nil {
 		if mod != nil {
 			_ = mod.Close(ctx)
 		}
+		mem.end()
 		_ = st.closeAll()
 		return nil, classify("init", ctx, err, st)
 	}
-	return &Instance{cfg: r.cfg, st: st, mod: mod, query: mod.ExportedFunction(queryExport)}, nil
+	return &Instance{r: r, cfg: r.cfg, st: st, mod: mod, mem: mem, query: mod.ExportedFunction(queryExport)}, nil
 }
 
 // Query sends req to the instance and returns its response.
@@ -53,6 +63,13 @@ func (in *Instance) Query(ctx context.Context, req []byte) ([]byte, error) {
 	if in.err != nil {
 		return nil, in.err
 	}
+	ctx, end, ok := in.r.begin(ctx)
+	defer end()
+	if !ok || !in.mem.enter() { // the runtime was closed
+		in.kill(ctx, &RunError{Err: ErrClosed, Op: "query"})
+		return nil, in.err
+	}
+	defer in.mem.leave()
 	if len(req) > in.cfg.MaxMessage {
 		return nil, &RunError{Err: ErrLimit, Op: "query", Detail: fmt.Sprintf("request of %d bytes, at most %d", len(req), in.cfg.MaxMessage)}
 	}
@@ -78,6 +95,7 @@ func (in *Instance) Query(ctx context.Context, req []byte) ([]byte, error) {
 func (in *Instance) kill(ctx context.Context, err error) {
 	in.err = err
 	_ = in.mod.Close(ctx)
+	in.mem.end()
 	_ = in.st.closeAll()
 }
 

@@ -28,7 +28,7 @@ var attacks = map[string]func() bool{
 }
 
 // As a reactor (-buildmode=c-shared) the same program answers queries: a query names an
-// attack to run during the query, anything else is echoed.
+// attack to run during the query (or "churn"), anything else is echoed.
 func init() {
 	guest.Serve(func(req []byte) ([]byte, error) {
 		switch string(req) {
@@ -36,6 +36,8 @@ func init() {
 			loop()
 		case "membomb":
 			memBomb()
+		case "churn":
+			churn()
 		case "huge-response":
 			return make([]byte, 2<<20), nil
 		}
@@ -128,6 +130,20 @@ func loop() bool {
 }
 
 var keep [][]byte
+
+// churn says it started, then writes its memory for ever: a query that is surely inside the
+// guest, touching its memory, when the test closes the runtime under it.
+func churn() {
+	guest.Logf("churning")
+	bufs := make([][]byte, 8)
+	for i := 0; ; i++ {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		bufs[i%len(bufs)] = b
+	}
+}
 
 func memBomb() bool {
 	for {
