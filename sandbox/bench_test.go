@@ -123,3 +123,61 @@ func BenchmarkRunOverhead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSVMTrainShares is the setup of `go run ./bench train`: the WDBC training split
+// repeated 50 times in three stratified shares that svmtrain merges, with 50 epochs and
+// with one (their difference is the cost of the epochs alone).
+func BenchmarkSVMTrainShares(b *testing.B) {
+	train, _ := ml.Split(wdbc(b), 0.2, 2026)
+	inputs := map[string][]byte{}
+	var shares [][]byte
+	for i, s := range ml.Shares(train.Repeat(50), 3, 7) {
+		shares = append(shares, csvOf(b, s))
+		inputs[fmt.Sprintf("h%d", i+1)] = shares[i]
+	}
+	for _, epochs := range []int{1, 50} {
+		cfg := ml.Config{Epochs: epochs, Seed: 1}
+		b.Run(fmt.Sprintf("epochs=%d/plain-go", epochs), func(b *testing.B) {
+			cpu := startCPU(b)
+			defer cpu.stop(b)
+			for b.Loop() {
+				var sets []*ml.Dataset
+				for _, s := range shares {
+					d, err := ml.ReadCSV(bytes.NewReader(s), ml.LabelColumn)
+					if err != nil {
+						b.Fatal(err)
+					}
+					sets = append(sets, d)
+				}
+				d, err := ml.Merge(ml.CommonFeatures(sets...), sets...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := ml.Train(ml.Go{}, d, cfg, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := m.Marshal(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("epochs=%d/sandbox", epochs), func(b *testing.B) {
+			r := newRuntime(b, Config{MemoryLimit: 2 << 30})
+			wasm := build(b, "examples/programs/svmtrain", false)
+			p, err := r.Compile(context.Background(), wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpu := startCPU(b)
+			defer cpu.stop(b)
+			for b.Loop() {
+				h := newHost(inputs, map[string]Kind{"model": KindModel})
+				h.params = fmt.Appendf(nil, `{"epochs":%d,"seed":1}`, epochs)
+				if _, err := r.RunProgram(context.Background(), p, h); err != nil {
+					b.Fatalf("%v (log %q)", err, h.log())
+				}
+			}
+		})
+	}
+}
