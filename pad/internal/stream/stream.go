@@ -3,7 +3,10 @@
 // "Payload"). It knows nothing of headers. Call Encrypt to seal a payload and NewReader to open
 // one; both need the plaintext size up front, which fixes the chunk count.
 //
-// Both directions work in place in one reusable chunk buffer: no allocation per chunk.
+// Both directions reuse a fixed set of chunk buffers: no allocation per chunk, and memory that
+// does not grow with the payload. Payloads of more than one chunk go through a pipeline (see
+// pipeline) that seals or opens batches of chunks on every core, reads an in-memory source
+// without copying it, and seals into an in-memory destination without copying.
 package stream
 
 import (
