@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 )
 
@@ -109,9 +110,9 @@ func startPipeline(src io.Reader, key []byte, first, count uint64, size func(i u
 }
 
 // An inMemory source holds its bytes in memory and writes them itself, in one Write: a
-// bytes.Reader, strings.Reader or bytes.Buffer. WriteTo then lends the pipeline that memory.
-// Other WriterTo sources (a file, a bufio.Reader) copy through a small buffer of their own in
-// WriteTo, which would cost more than it saves.
+// bytes.Reader or bytes.Buffer. WriteTo then lends the pipeline that memory. Other WriterTo
+// sources (a file, a bufio.Reader) copy through a small buffer of their own in WriteTo, which
+// would cost more than it saves.
 type inMemory interface {
 	io.WriterTo
 	Len() int
@@ -119,7 +120,13 @@ type inMemory interface {
 
 // InMemory reports whether Encrypt and Reader.WriteTo read src without copying it (see
 // pipeline). pad.Open reads the header of such a source directly, not through a bufio.Reader.
+//
+// A strings.Reader is not one: its WriteTo hands a Writer without WriteString (the lender) a
+// copy of the whole string, allocated at once.
 func InMemory(src io.Reader) bool {
+	if _, ok := src.(*strings.Reader); ok {
+		return false
+	}
 	_, ok := src.(inMemory)
 	return ok
 }
@@ -127,8 +134,8 @@ func InMemory(src io.Reader) bool {
 func (p *pipeline) produce(src io.Reader) {
 	defer p.wg.Done()
 	defer close(p.order)
-	if m, ok := src.(inMemory); ok {
-		p.lend(m)
+	if InMemory(src) {
+		p.lend(src.(io.WriterTo))
 		return
 	}
 	p.read(src)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -327,4 +328,17 @@ func FuzzPipelineSources(f *testing.F) {
 			t.Fatalf("an intact payload does not open: %v", werr)
 		}
 	})
+}
+
+// TestStringsReaderIsRead checks that a strings.Reader is read, not asked to WriteTo: its
+// WriteTo would hand the pipeline a copy of the whole string at once.
+func TestStringsReaderIsRead(t *testing.T) {
+	plain := strings.Repeat("styx", bigSize/4)
+	if InMemory(strings.NewReader(plain)) {
+		t.Fatal("a strings.Reader counts as an in-memory source")
+	}
+	var ct bytes.Buffer
+	if err := Encrypt(&ct, strings.NewReader(plain), testKey, uint64(len(plain)), nil); err != nil || !bytes.Equal(ct.Bytes(), encrypt(t, []byte(plain))) {
+		t.Fatalf("Encrypt from a strings.Reader: %v", err)
+	}
 }
