@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -190,7 +189,6 @@ func TestPipelineTruncatedOrExtended(t *testing.T) {
 // (a lending source may be waiting for its lent memory then): every call returns, and no
 // goroutine outlives it.
 func TestPipelineStopsCleanly(t *testing.T) {
-	before := runtime.NumGoroutine()
 	plain := make([]byte, bigSize)
 	ct := encrypt(t, plain)
 	for _, after := range []int{0, 1, 9, 40} {
@@ -206,9 +204,7 @@ func TestPipelineStopsCleanly(t *testing.T) {
 			}
 		}
 	}
-	if after := runtime.NumGoroutine(); after != before {
-		t.Fatalf("%d goroutines before, %d after", before, after)
-	}
+	noGoroutineOutlives(t)
 }
 
 // A sliceDst is an in-memory destination (ReadFrom and Grow) whose ReadFrom reads into slices of
@@ -269,7 +265,6 @@ func TestPipelineInMemoryDestination(t *testing.T) {
 }
 
 func TestPipelineInMemoryDestinationErrors(t *testing.T) {
-	before := runtime.NumGoroutine()
 	plain := make([]byte, bigSize)
 	for name, src := range sources(plain) {
 		d := &sliceDst{sizes: []int{3 * stride}, stopAfter: 4, stopErr: errWrite}
@@ -290,9 +285,7 @@ func TestPipelineInMemoryDestinationErrors(t *testing.T) {
 			}
 		}
 	}
-	if after := runtime.NumGoroutine(); after != before {
-		t.Fatalf("%d goroutines before, %d after", before, after)
-	}
+	noGoroutineOutlives(t)
 }
 
 // FuzzPipelineSources opens the same payload through Read and through lent pieces of a fuzzed
