@@ -45,6 +45,17 @@ func TestKernelsMatchML(t *testing.T) {
 	if out[0] != 1+16 {
 		t.Fatalf("colvar = %v", out)
 	}
+	// Outside the sandbox the epoch kernel runs ml.HingeEpoch on the same memory.
+	x, labels := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9}, []float64{1, 0, 1}
+	mean, std := []float64{4, 5, 6}, []float64{2, 2, 2}
+	w1, w2 := []float64{0.1, 0.2, 0.3}, []float64{0.1, 0.2, 0.3}
+	r1, r2 := ml.NewRNG(1, 2), ml.NewRNG(1, 2)
+	o1, o2 := make([]uint32, 2), make([]uint32, 2)
+	b1 := k.HingeEpoch(0.5, 1e-3, 0.1, 3, 2, x, labels, w1, mean, std, &r1, o1, make([]float64, 8))
+	b2 := ml.HingeEpoch(0.5, 1e-3, 0.1, 3, 2, x, labels, w2, mean, std, &r2, o2, make([]float64, 8))
+	if b1 != b2 || w1[0] != w2[0] || w1[2] != w2[2] || r1 != r2 || o1[0] != o2[0] {
+		t.Fatal("guest hinge epoch differs from ml")
+	}
 	defer func() {
 		if recover() == nil {
 			t.Fatal("mismatched lengths did not panic")

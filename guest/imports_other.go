@@ -51,6 +51,15 @@ func hostHingeStep(eta, lambda, bias float64, b, n uint32, xb, lb, w, mean, std,
 	return ml.HingeStep(eta, lambda, bias, f64s(xb, b*n), f64s(lb, b), f64s(w, n), f64s(mean, n), f64s(std, n), f64s(scratch, 2*n+b))
 }
 
+func hostHingeEpoch(rate, lambda, bias float64, steps int64, batch, rows, n uint32, x, labels, w, mean, std, rng, order, scratch unsafe.Pointer) float64 {
+	var o []uint32
+	if blocks := (uint64(rows) + uint64(batch) - 1) / uint64(batch); blocks > 0 {
+		o = unsafe.Slice((*uint32)(order), blocks)
+	}
+	return ml.HingeEpoch(rate, lambda, bias, int(steps), int(batch), f64s(x, rows*n), f64s(labels, rows), f64s(w, n),
+		f64s(mean, n), f64s(std, n), (*ml.RNG)(rng), o, f64s(scratch, 2*n+min(batch, rows)))
+}
+
 func hostColVar(m, n uint32, a, mean, out unsafe.Pointer) {
 	ml.ColVar(int(m), int(n), f64s(a, m*n), f64s(mean, n), f64s(out, n))
 }

@@ -55,6 +55,9 @@ func hostColVar(m, n uint32, a, mean, out unsafe.Pointer)
 //go:wasmimport styx hinge_step
 func hostHingeStep(eta, lambda, bias float64, b, n uint32, xb, lb, w, mean, std, scratch unsafe.Pointer) float64
 
+//go:wasmimport styx hinge_epoch
+func hostHingeEpoch(rate, lambda, bias float64, steps int64, batch, rows, n uint32, x, labels, w, mean, std, rng, order, scratch unsafe.Pointer) float64
+
 //go:wasmimport styx csv_header
 func hostCSVHeader(h int32, buf unsafe.Pointer, capacity uint32) int32
 

@@ -2,7 +2,10 @@ package guest
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
+
+	"github.com/styx-tee/styx/internal/ml"
 )
 
 func fptr(x []float64) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(x)) }
@@ -58,6 +61,20 @@ func HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float6
 	return hostHingeStep(eta, lambda, bias, uint32(b), uint32(n), fptr(xb), fptr(lb), fptr(w), fptr(mean), fptr(std), fptr(scratch))
 }
 
+// HingeEpoch does one training epoch on the host in one host call (see ml.HingeEpoch): it
+// draws the order of the mini-batches from rng into order (one entry per block of batch rows)
+// and does one fused step on each. x is the rows×n row-major training matrix, labels its 0/1
+// labels, w the weights (updated), scratch 2n+min(batch, rows) values. It returns the new bias.
+func HingeEpoch(rate, lambda, bias float64, steps, batch int, x, labels, w, mean, std []float64, rng *ml.RNG, order []uint32, scratch []float64) float64 {
+	rows, n := len(labels), len(w)
+	if batch <= 0 || steps < 0 || rows > math.MaxUint32 || n > math.MaxUint32 || batch > math.MaxUint32 || len(x) != rows*n ||
+		len(mean) != n || len(std) != n || len(order) != (rows+batch-1)/batch || len(scratch) != 2*n+min(batch, rows) {
+		panic(fmt.Sprintf("guest: hinge epoch with %d rows, %d features, batch %d, x %d, order %d, scratch %d", rows, n, batch, len(x), len(order), len(scratch)))
+	}
+	return hostHingeEpoch(rate, lambda, bias, int64(steps), uint32(batch), uint32(rows), uint32(n), fptr(x), fptr(labels),
+		fptr(w), fptr(mean), fptr(std), unsafe.Pointer(rng), unsafe.Pointer(unsafe.SliceData(order)), fptr(scratch))
+}
+
 func mustLen(op string, a, b int) {
 	if a != b {
 		panic(fmt.Sprintf("guest: %s of vectors of length %d and %d", op, a, b))
@@ -84,6 +101,11 @@ func (Kernels) Gemv(trans bool, m, n int, alpha float64, a, x []float64, beta fl
 // HingeStep implements ml.Kernels.
 func (Kernels) HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64 {
 	return HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch)
+}
+
+// HingeEpoch implements ml.Kernels.
+func (Kernels) HingeEpoch(rate, lambda, bias float64, steps, batch int, x, labels, w, mean, std []float64, rng *ml.RNG, order []uint32, scratch []float64) float64 {
+	return HingeEpoch(rate, lambda, bias, steps, batch, x, labels, w, mean, std, rng, order, scratch)
 }
 
 // ColVar implements ml.Kernels.

@@ -39,6 +39,7 @@ var (
 	qopenFn = wasmFunc{"styx", "query_open", nil, []byte{tI32}}
 	colvFn  = wasmFunc{"styx", "colvar", []byte{tI32, tI32, tI32, tI32, tI32}, nil}
 	hingeFn = wasmFunc{"styx", "hinge_step", []byte{tF64, tF64, tF64, tI32, tI32, tI32, tI32, tI32, tI32, tI32, tI32}, []byte{tF64}}
+	epochFn = wasmFunc{"styx", "hinge_epoch", []byte{tF64, tF64, tF64, tI64, tI32, tI32, tI32, tI32, tI32, tI32, tI32, tI32, tI32, tI32, tI32}, []byte{tF64}}
 	csvFFn  = wasmFunc{"styx", "csv_floats", []byte{tI32, tI32, tI32}, []byte{tI32}}
 	csvSFn  = wasmFunc{"styx", "csv_split", []byte{tI32, tI32, tI32, tI32, tI32}, []byte{tI32}}
 )
@@ -89,8 +90,30 @@ func catalogue() []hostileCase {
 			cat(i32c(1<<28), i32c(2), i32c(0), i32c(0), i32c(0), call(0)))), want: []error{ErrGuestFault}},
 		{name: "csv_floats of 2^29 values at the end of memory", wasm: raw(module([]wasmFunc{csvFFn},
 			cat(i32c(1), i32c(65528), i32c(1<<29), call(0), drop()))), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch on a small table", wasm: hingeEpoch(0, 1, 2, 2, 0, 64, 128, 160, 192, 224, 256, 512), want: nil},
+		{name: "hinge_epoch on no rows", wasm: hingeEpoch(0, 32, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0), want: nil},
+		{name: "hinge_epoch with a zero batch", wasm: hingeEpoch(0, 0, 2, 2, 0, 64, 128, 160, 192, 224, 256, 512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch from a negative step", wasm: hingeEpoch(-1, 1, 2, 2, 0, 64, 128, 160, 192, 224, 256, 512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with overflowing dimensions", wasm: hingeEpoch(0, 1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0), want: []error{ErrGuestFault}},
+		// 2²⁹ rows of one value are 2³² bytes: a byte length that wraps to 0 in 32 bits.
+		{name: "hinge_epoch on 2^29 rows", wasm: hingeEpoch(0, 1<<29, 1<<29, 1, 0, 0, 0, 0, 0, 0, 0, 0), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch on 2^15 x 2^14 values", wasm: hingeEpoch(0, 1, 1<<15, 1<<14, 0, 0, 0, 0, 0, 0, 0, 0), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with the generator past the end", wasm: hingeEpoch(0, 1, 2, 2, 0, 64, 128, 160, 192, 65528, 256, 512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with the order past the end", wasm: hingeEpoch(0, 1, 2, 2, 0, 64, 128, 160, 192, 224, 65532, 512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with the order misaligned", wasm: hingeEpoch(0, 1, 2, 2, 0, 64, 128, 160, 192, 224, 258, 512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with a scratch past the end", wasm: hingeEpoch(0, 1, 2, 2, 0, 64, 128, 160, 192, 224, 256, 65512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with rows past the end", wasm: hingeEpoch(0, 1, 8192, 2, 0, 64, 128, 160, 192, 224, 256, 512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with its order over its scratch", wasm: hingeEpoch(0, 1, 1024, 2, 0, 16384, 128, 160, 192, 224, 256, 512), want: []error{ErrGuestFault}},
+		{name: "hinge_epoch with its order over its weights", wasm: hingeEpoch(0, 1, 1024, 2, 0, 16384, 264, 160, 192, 224, 256, 32768), want: []error{ErrGuestFault}},
 		{name: "trap", wasm: raw(module(nil, []byte{0x00})), want: []error{ErrGuestFault}}, // unreachable
 	}
+}
+
+// hingeEpoch is a module that calls hinge_epoch once with these arguments (rate, lambda and
+// bias 0) on its one page of zeroed memory.
+func hingeEpoch(steps int64, batch, rows, n, x, labels, w, mean, std, rng, order, scratch int32) func(testing.TB) []byte {
+	return raw(module([]wasmFunc{epochFn}, cat(f64c(0), f64c(0), f64c(0), i64c(steps), i32c(batch), i32c(rows), i32c(n),
+		i32c(x), i32c(labels), i32c(w), i32c(mean), i32c(std), i32c(rng), i32c(order), i32c(scratch), call(0), drop())))
 }
 
 func TestEscapeCatalogue(t *testing.T) {

@@ -16,6 +16,7 @@ const HostModule = "styx"
 
 const (
 	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
 	f64 = api.ValueTypeF64
 )
 

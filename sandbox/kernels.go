@@ -23,6 +23,7 @@ func kernelFuncs() []hostFunc {
 		{"gemv", kGemv, []api.ValueType{i32, i32, i32, f64, i32, i32, f64, i32}, nil},
 		{"colvar", kColVar, []api.ValueType{i32, i32, i32, i32, i32}, nil},
 		{"hinge_step", kHingeStep, []api.ValueType{f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{f64}},
+		{"hinge_epoch", kHingeEpoch, []api.ValueType{f64, f64, f64, i64, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{f64}},
 	}
 }
 
@@ -96,6 +97,67 @@ func kHingeStep(_ context.Context, mod api.Module, stack []uint64) {
 	w, mean, std := floats(mod, ptr(7), n), floats(mod, ptr(8), n), floats(mod, ptr(9), n)
 	scratch := floats(mod, ptr(10), 2*n+b)
 	stack[0] = api.EncodeF64(ml.HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch))
+}
+
+// kHingeEpoch: hinge_epoch(rate, lambda, bias, steps, batch, rows, n, x, labels, w, mean, std,
+// rng, order, scratch) -> bias: one training epoch (ml.HingeEpoch) in one call, on the rows×n
+// matrix x cut into blocks of batch rows. rng is the generator's state (two little-endian
+// uint64, updated), order receives the epoch's permutation of the blocks, scratch holds
+// 2n+min(batch, rows) values. The host draws the order itself, so one call does no more work
+// than two passes over x, as gemv may. It returns early when the run's context ends, so that
+// the run stops (and is classified: deadline, cancellation) as soon as control is back in the
+// guest.
+func kHingeEpoch(ctx context.Context, mod api.Module, stack []uint64) {
+	rate, lambda, bias := api.DecodeF64(stack[0]), api.DecodeF64(stack[1]), api.DecodeF64(stack[2])
+	steps := int64(stack[3])
+	batch, rows, n := uint64(api.DecodeU32(stack[4])), uint64(api.DecodeU32(stack[5])), uint64(api.DecodeU32(stack[6]))
+	// rows, n < 2³², so neither rows*n nor 2n+rows overflows 64 bits.
+	if batch == 0 || steps < 0 || rows*n > maxFloats || 2*n+min(batch, rows) > maxFloats {
+		panic(faultf(ErrGuestFault, "hinge_epoch on %d×%d rows in batches of %d from step %d", rows, n, batch, steps))
+	}
+	ptr := func(i int) uint32 { return api.DecodeU32(stack[i]) }
+	x, labels := floats(mod, ptr(7), rows*n), floats(mod, ptr(8), rows)
+	w, mean, std := floats(mod, ptr(9), n), floats(mod, ptr(10), n), floats(mod, ptr(11), n)
+	state := guestBytes(mod, ptr(12), 16)
+	order := uint32s(mod, ptr(13), (rows+batch-1)/batch)
+	scratch := floats(mod, ptr(14), 2*n+min(batch, rows))
+
+	// The steps write w and scratch: were order to overlap them, the steps would rewrite it
+	// under their feet.
+	if overlaps(ptr(13), uint64(len(order))*4, ptr(9), n*8) || overlaps(ptr(13), uint64(len(order))*4, ptr(14), uint64(len(scratch))*8) {
+		panic(faultf(ErrGuestFault, "hinge_epoch with an order at %#x overlapping its weights or scratch", ptr(13)))
+	}
+	rng := ml.RNG{Hi: binary.LittleEndian.Uint64(state), Lo: binary.LittleEndian.Uint64(state[8:])}
+	rng.Perm(order)
+	binary.LittleEndian.PutUint64(state, rng.Hi)
+	binary.LittleEndian.PutUint64(state[8:], rng.Lo)
+	const chunk = 256
+	for i := 0; i < len(order) && ctx.Err() == nil; i += chunk {
+		part := order[i:min(i+chunk, len(order))]
+		bias = ml.HingeSteps(rate, lambda, bias, int(steps)+i, int(batch), x, labels, w, mean, std, part, scratch)
+	}
+	stack[0] = api.EncodeF64(bias)
+}
+
+// overlaps reports whether the non-empty ranges of guest memory [a, a+an) and [b, b+bn) meet.
+func overlaps(a uint32, an uint64, b uint32, bn uint64) bool {
+	return an > 0 && bn > 0 && uint64(a) < uint64(b)+bn && uint64(b) < uint64(a)+an
+}
+
+// uint32s returns a view of n uint32 values at ptr in guest memory, or ends the run.
+func uint32s(m api.Module, ptr uint32, n uint64) []uint32 {
+	if n == 0 {
+		return nil
+	}
+	if n > math.MaxUint32/4 {
+		panic(faultf(ErrGuestFault, "kernel call with %d elements", n))
+	}
+	b := guestBytes(m, ptr, uint32(n*4))
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if uintptr(p)%4 != 0 {
+		panic(faultf(ErrGuestFault, "kernel call with a uint32 vector at %#x not 4-byte aligned", ptr))
+	}
+	return unsafe.Slice((*uint32)(p), n)
 }
 
 // kColVar: colvar(m, n, a, mean, out): out[j] = Σᵢ (a[i][j] − mean[j])².

@@ -10,6 +10,7 @@ type wasmFunc struct {
 
 const (
 	tI32 = 0x7f
+	tI64 = 0x7e
 	tF64 = 0x7c
 )
 
@@ -68,6 +69,7 @@ func cat(parts ...[]byte) []byte {
 
 // Instructions.
 func i32c(v int32) []byte   { return append([]byte{0x41}, sleb(int64(v))...) }
+func i64c(v int64) []byte   { return append([]byte{0x42}, sleb(v)...) }
 func call(f uint32) []byte  { return append([]byte{0x10}, uleb(uint64(f))...) }
 func drop() []byte          { return []byte{0x1a} }
 func f64c(v float64) []byte { return cat([]byte{0x44}, make([]byte, 8)) } // 0.0 only

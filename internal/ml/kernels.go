@@ -26,6 +26,9 @@ type Kernels interface {
 	ColVar(m, n int, a, mean, out []float64)
 	// HingeStep does one fused SVM training step; see the function [HingeStep].
 	HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64
+	// HingeEpoch shuffles the mini-batches and does one training step on each; see the
+	// function [HingeEpoch].
+	HingeEpoch(rate, lambda, bias float64, steps, batch int, x, labels, w, mean, std []float64, rng *RNG, order []uint32, scratch []float64) float64
 }
 
 // Go is the pure-Go implementation of [Kernels]. The sandbox's host kernels call the
@@ -70,6 +73,11 @@ func ColVar(m, n int, a, mean, out []float64) {
 // HingeStep implements [Kernels].
 func (Go) HingeStep(eta, lambda, bias float64, xb, lb, w, mean, std, scratch []float64) float64 {
 	return HingeStep(eta, lambda, bias, xb, lb, w, mean, std, scratch)
+}
+
+// HingeEpoch implements [Kernels].
+func (Go) HingeEpoch(rate, lambda, bias float64, steps, batch int, x, labels, w, mean, std []float64, rng *RNG, order []uint32, scratch []float64) float64 {
+	return HingeEpoch(rate, lambda, bias, steps, batch, x, labels, w, mean, std, rng, order, scratch)
 }
 
 // Dot returns x·y with four partial sums. It panics if the lengths differ.

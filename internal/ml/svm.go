@@ -3,7 +3,6 @@ package ml
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 )
 
@@ -58,9 +57,8 @@ func Train(k Kernels, d *Dataset, cfg Config, warm *Model) (*Model, error) {
 		return nil, fmt.Errorf("%w: no training rows", ErrFormat)
 	}
 	t := newTrainer(k, m, cfg, p)
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x53564d))
 	for e := range cfg.Epochs {
-		t.epoch(rng.Perm(t.blocks))
+		t.epoch()
 		if cfg.AfterEpoch != nil {
 			cfg.AfterEpoch(e+1, m, p)
 		}
@@ -110,31 +108,60 @@ type trainer struct {
 	m       *Model
 	cfg     Config
 	d       *Dataset
-	blocks  int
+	rng     RNG
+	order   []uint32  // one epoch's order of the mini-batches
 	scratch []float64 // 2*features + batch values for HingeStep
 }
 
 func newTrainer(k Kernels, m *Model, cfg Config, d *Dataset) *trainer {
 	n := len(m.Weights)
-	return &trainer{k: k, m: m, cfg: cfg, d: d, blocks: (d.Rows() + cfg.Batch - 1) / cfg.Batch,
-		scratch: make([]float64, 2*n+min(cfg.Batch, d.Rows()))}
+	return &trainer{k: k, m: m, cfg: cfg, d: d, rng: NewRNG(cfg.Seed, rngStream),
+		order: make([]uint32, (d.Rows()+cfg.Batch-1)/cfg.Batch), scratch: make([]float64, 2*n+min(cfg.Batch, d.Rows()))}
 }
 
-func (t *trainer) epoch(order []int) {
-	n := len(t.m.Weights)
-	for _, blk := range order {
-		s := blk * t.cfg.Batch
-		e := min(s+t.cfg.Batch, t.d.Rows())
-		t.step(t.d.X[s*n:e*n], t.d.Labels[s:e])
-	}
-}
-
-// step does one subgradient step on the mini-batch (one fused kernel call).
-func (t *trainer) step(xb, lb []float64) {
+// epoch shuffles the mini-batches and does one subgradient step on each, in one kernel call:
+// inside a sandbox, a host call per step, or drawing the order in wasm, cost more than the
+// steps themselves.
+func (t *trainer) epoch() {
 	m := t.m
-	m.Steps++
-	eta := t.cfg.Rate / (1 + t.cfg.Rate*m.Lambda*float64(m.Steps))
-	m.Bias = t.k.HingeStep(eta, m.Lambda, m.Bias, xb, lb, m.Weights, m.Mean, m.Std, t.scratch[:2*len(m.Weights)+len(lb)])
+	m.Bias = t.k.HingeEpoch(t.cfg.Rate, m.Lambda, m.Bias, m.Steps, t.cfg.Batch,
+		t.d.X, t.d.Labels, m.Weights, m.Mean, m.Std, &t.rng, t.order, t.scratch)
+	m.Steps += len(t.order)
+}
+
+// HingeEpoch is the reference implementation of [Kernels.HingeEpoch]: one training epoch on
+// the rows x (rows×n, row-major, rows = len(labels), n = len(w)) cut into blocks of batch rows
+// (the last may be shorter). It fills order (one entry per block) with a random permutation
+// drawn from rng ([RNG.Perm]), then does [HingeSteps]. It updates w and rng in place and
+// returns the new bias; scratch holds 2n+min(batch, rows) values. It panics if a dimension
+// does not match.
+func HingeEpoch(rate, lambda, bias float64, steps, batch int, x, labels, w, mean, std []float64, rng *RNG, order []uint32, scratch []float64) float64 {
+	if batch <= 0 || len(order) != (len(labels)+batch-1)/batch {
+		panic(fmt.Sprintf("ml: hinge epoch with %d rows in batches of %d and an order of %d", len(labels), batch, len(order)))
+	}
+	rng.Perm(order)
+	return HingeSteps(rate, lambda, bias, steps, batch, x, labels, w, mean, std, order, scratch)
+}
+
+// HingeSteps does one [HingeStep] per entry of order, on block order[i] of the rows x
+// (see [HingeEpoch]), with the step size η = rate/(1+rate·λ·(steps+i+1)). It panics if a
+// dimension does not match or a block is out of range.
+func HingeSteps(rate, lambda, bias float64, steps, batch int, x, labels, w, mean, std []float64, order []uint32, scratch []float64) float64 {
+	rows, n := len(labels), len(w)
+	if batch <= 0 || len(x) != rows*n || len(scratch) != 2*n+min(batch, rows) {
+		panic(fmt.Sprintf("ml: hinge steps with %d rows, %d features, batch %d, x %d, scratch %d", rows, n, batch, len(x), len(scratch)))
+	}
+	blocks := (rows + batch - 1) / batch
+	for i, blk := range order {
+		if int(blk) >= blocks {
+			panic(fmt.Sprintf("ml: hinge steps visit block %d of %d", blk, blocks))
+		}
+		s := int(blk) * batch
+		e := min(s+batch, rows)
+		eta := rate / (1 + rate*lambda*float64(steps+i+1))
+		bias = HingeStep(eta, lambda, bias, x[s*n:e*n], labels[s:e], w, mean, std, scratch[:2*n+e-s])
+	}
+	return bias
 }
 
 // HingeStep is the reference implementation of [Kernels.HingeStep]: one subgradient step
