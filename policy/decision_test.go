@@ -133,3 +133,14 @@ func TestShortening(t *testing.T) {
 		t.Fatal("shortening")
 	}
 }
+
+// isHexSHA256 accepts exactly what the hexSHA256 expression accepts.
+func TestIsHexSHA256MatchesTheExpression(t *testing.T) {
+	good := strings.Repeat("0123456789abcdef", 4)
+	for _, s := range []string{"", good, good[:63], good + "0", strings.ToUpper(good), good[:63] + "g",
+		good[:63] + "\n", "\n" + good[1:], good[:32] + "é" + good[34:], strings.Repeat("f", 64)} {
+		if got, want := isHexSHA256(s), hexSHA256.MatchString(s); got != want {
+			t.Errorf("isHexSHA256(%q) = %v, the expression says %v", s, got, want)
+		}
+	}
+}

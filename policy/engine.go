@@ -71,7 +71,7 @@ func checkRequest(ch *Chain, req *Request) error {
 		return errors.New("negative output size")
 	case req.Output != nil && len(req.Output.Recipients) > maxSeqEntries:
 		return fmt.Errorf("%d recipients, more than the %d allowed", len(req.Output.Recipients), maxSeqEntries)
-	case req.Program != "" && !hexSHA256.MatchString(req.Program):
+	case req.Program != "" && !isHexSHA256(req.Program):
 		return errors.New("program is not a lowercase hex sha256")
 	case len(req.Purpose) > maxRequestString || len(req.Job) > maxRequestString || len(req.TEE.Measurement) > maxRequestString || len(ch.Pad.ID) > maxRequestString:
 		return fmt.Errorf("a purpose, job, measurement or pad id is longer than %d bytes", maxRequestString)

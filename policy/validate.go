@@ -28,6 +28,20 @@ var (
 	hexString = regexp.MustCompile(`^[0-9a-f]{2,256}$`)
 )
 
+// isHexSHA256 reports what hexSHA256 matches, without the regexp machinery: every decision
+// checks its request's program, and a query's decision is on the hot path.
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // fail records the first error, positioned at the node at path (dotted keys; numeric parts index lists).
 func (v *validator) fail(path, format string, args ...any) {
 	if v.err != nil {
