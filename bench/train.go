@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/internal/ml"
@@ -93,7 +94,7 @@ func runTrain(ctx context.Context, out io.Writer, o trainOpts) (*report, error) 
 	var goModel, sbModel []byte
 	for range o.runs {
 		var st *api.JobStatus
-		c, err := measured(func() (err error) { st, err = b.runJob(ctx, spec); return err })
+		c, err := measuredClean(func() (err error) { st, err = b.runJob(ctx, spec); return err })
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +113,7 @@ func runTrain(ctx context.Context, out io.Writer, o trainOpts) (*report, error) 
 			{&s.goE, func() (err error) { goModel, err = trainGo(shares, cfg); return err }},
 			{&s.go1, func() error { _, err := trainGo(shares, cfg1); return err }},
 		} {
-			c, err := measured(x.f)
+			c, err := measuredClean(x.f)
 			if err != nil {
 				return nil, err
 			}
@@ -126,6 +127,14 @@ func runTrain(ctx context.Context, out io.Writer, o trainOpts) (*report, error) 
 	r.Machine = m
 	r.Params["rows"] = train.Rows()
 	return r, nil
+}
+
+// measuredClean measures f from a collected heap: the contenders run in one process, one after
+// the other, and plain Go's parsing leaves tens of megabytes of garbage (a string per CSV field)
+// that the next contender's run would otherwise collect and be charged for, and vice versa.
+func measuredClean(f func() error) (cost, error) {
+	runtime.GC()
+	return measured(f)
 }
 
 // trainSamples are the costs of every contender, run after run.
