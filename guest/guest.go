@@ -13,11 +13,23 @@ func strPtr(s string) unsafe.Pointer { return unsafe.Pointer(unsafe.StringData(s
 
 // fetch implements the "call with a buffer, get the needed length" convention.
 func fetch(call func(unsafe.Pointer, uint32) int32) ([]byte, error) {
-	buf := make([]byte, 4096)
+	b, err := fetchInto(nil, call)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// fetchInto is fetch into buf's capacity (grown if too small), for callers that reuse it.
+func fetchInto(buf []byte, call func(unsafe.Pointer, uint32) int32) ([]byte, error) {
+	if cap(buf) == 0 {
+		buf = make([]byte, 4096)
+	}
+	buf = buf[:cap(buf)]
 	for {
 		n := call(ptr(buf), uint32(len(buf)))
 		if n < 0 {
-			return nil, errno(n)
+			return buf[:0], errno(n)
 		}
 		if int(n) <= len(buf) {
 			return buf[:n], nil

@@ -2,10 +2,14 @@ package guest
 
 import "unsafe"
 
-// Handler answers one query.
+// Handler answers one query. req is valid only until the handler returns (the next query
+// reuses its memory); the host copies the answer, so a handler may reuse that too.
 type Handler func(req []byte) ([]byte, error)
 
-var handler Handler
+var (
+	handler Handler
+	reqBuf  []byte // the current query, reused: in WebAssembly every allocation is dear
+)
 
 // Serve registers h as the program's query handler. Call it from an init function of a
 // reactor program (built with -buildmode=c-shared): the sandbox runs the initialisation
@@ -19,7 +23,8 @@ func serveOne() int32 {
 		Logf("guest: no query handler registered")
 		return 1
 	}
-	req, err := fetch(hostQueryRequest)
+	req, err := fetchInto(reqBuf[:0], hostQueryRequest)
+	reqBuf = req[:0]
 	if err != nil {
 		Logf("guest: reading the query: %v", err)
 		return 2

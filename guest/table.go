@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -41,19 +42,33 @@ func inputSize(name string) int64 {
 	return 0
 }
 
+// The last query's header: queries to one model usually share it, so a query whose header
+// is the same bytes reuses the names (and the slice) instead of splitting them again.
+var queryHeader struct {
+	raw, buf []byte
+	names    []string
+}
+
 // OpenQueryTable opens the current query (inside a [Handler]) as a numeric table parsed
-// natively by the host. The table closes when the query ends.
+// natively by the host. The table closes when the query ends. While queries keep the same
+// header, their frames return the very same Header slice (do not modify it): a handler may
+// key what it derives from the header on that slice.
 func OpenQueryTable() (*Frame, error) {
 	h := hostQueryOpen()
 	if h < 0 {
 		return nil, fmt.Errorf("query: %w", errno(h))
 	}
 	f := &file{h: h, name: "query"}
-	b, err := fetch(func(p unsafe.Pointer, c uint32) int32 { return hostCSVHeader(f.h, p, c) })
+	qh := &queryHeader
+	b, err := fetchInto(qh.buf[:0], func(p unsafe.Pointer, c uint32) int32 { return hostCSVHeader(f.h, p, c) })
+	qh.buf = b[:0]
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
-	return &Frame{f: f, header: splitHeader(b)}, nil
+	if qh.names == nil || !bytes.Equal(b, qh.raw) {
+		qh.raw, qh.names = append(qh.raw[:0], b...), splitHeader(b)
+	}
+	return &Frame{f: f, header: qh.names}, nil
 }
 
 // splitHeader decodes the host's header: names each followed by a NUL byte.

@@ -87,7 +87,7 @@ func TestHospitalScenario(t *testing.T) {
 		v2.Sources[i].Distance = 2
 		v2.Sources[i].FirstKinds, v2.Sources[i].LaterKinds = []Kind{KindModel}, []Kind{KindModel}
 	}
-	predict := "085701c114e7a7c959a806e6a9d2a1f94eb7baba1f1df4c9da97e3d1b70535cf"
+	predict := "31007b0e594fbd87d2d9b55045c1fa582a6c3c0d8a7d3b78e8a6270906cfd8b8"
 	q := &Request{Principal: clinic, Action: ActionQuery, Now: now, Program: predict, TEE: tee, Uses: Uses{}}
 	allowed := 0
 	for i := range 60 {

@@ -33,43 +33,79 @@ func (m *Model) Answer(req []byte) ([]byte, error) {
 // AnswerTable answers a query already parsed as a table (header and row-major values,
 // for example by the sandbox host); columns are matched by name as in [Model.Answer].
 func (m *Model) AnswerTable(header []string, values []float64) ([]byte, error) {
-	w := len(header)
-	if w == 0 || len(values)%w != 0 || len(values) == 0 || len(values)/w > MaxQueryRows {
-		return nil, fmt.Errorf("%w: query table of %d values for %d columns", ErrFormat, len(values), w)
+	idx, err := m.Columns(header)
+	if err != nil {
+		return nil, err
 	}
+	return m.AppendAnswer(nil, idx, len(header), values)
+}
+
+// Columns returns, for each of m's features in order, its column in a query table with
+// this header. A serving program computes it once per header and reuses it.
+func (m *Model) Columns(header []string) ([]int, error) {
 	idx := make([]int, len(m.Features))
 	for j, f := range m.Features {
 		if idx[j] = slices.Index(header, f); idx[j] < 0 {
 			return nil, fmt.Errorf("%w: query lacks feature %q", ErrFormat, f)
 		}
 	}
-	rows := make([][]float64, len(values)/w)
-	for i := range rows {
-		rows[i] = make([]float64, len(idx))
-		for j, c := range idx {
-			rows[i][j] = values[i*w+c]
+	return idx, nil
+}
+
+// AppendAnswer appends to dst the answer to a query table of width columns (row-major
+// values) whose feature columns idx gives (see [Model.Columns]): the bytes [Model.Answer]
+// returns for the same rows, computed without copying a row.
+func (m *Model) AppendAnswer(dst []byte, idx []int, width int, values []float64) ([]byte, error) {
+	if width == 0 || len(values)%width != 0 || len(values) == 0 || len(values)/width > MaxQueryRows {
+		return nil, fmt.Errorf("%w: query table of %d values for %d columns", ErrFormat, len(values), width)
+	}
+	if len(idx) != len(m.Features) {
+		return nil, fmt.Errorf("%w: %d feature columns for %d features", ErrFormat, len(idx), len(m.Features))
+	}
+	for _, c := range idx {
+		if c < 0 || c >= width {
+			return nil, fmt.Errorf("%w: feature column %d of %d", ErrFormat, c, width)
 		}
 	}
-	return m.answerRows(rows)
+	b := append(dst, `{"predictions":[`...)
+	for i := 0; i < len(values); i += width {
+		row := values[i : i+width]
+		s := m.Bias // as Score, on the row's feature columns
+		for j, c := range idx {
+			s += m.Weights[j] * (row[c] - m.Mean[j]) / m.Std[j]
+		}
+		if b = appendPrediction(b, i > 0, s); b == nil {
+			return nil, fmt.Errorf("%w: score of row %d is not finite", ErrFormat, i/width)
+		}
+	}
+	return append(b, "]}"...), nil
 }
 
 func (m *Model) answerRows(rows [][]float64) ([]byte, error) {
 	b := append(make([]byte, 0, 32*len(rows)+20), `{"predictions":[`...)
 	for i, x := range rows {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		s := m.Score(x)
-		if !finite(s) {
+		if b = appendPrediction(b, i > 0, m.Score(x)); b == nil {
 			return nil, fmt.Errorf("%w: score of row %d is not finite", ErrFormat, i)
 		}
-		b = append(b, `{"label":`...)
-		b = strconv.AppendFloat(b, m.Predict(x), 'g', -1, 64)
-		b = append(b, `,"score":`...)
-		b = strconv.AppendFloat(b, s, 'g', -1, 64)
-		b = append(b, '}')
 	}
 	return append(b, "]}"...), nil
+}
+
+// appendPrediction appends one prediction of score s (its label is Predict's: 1 if s >= 0),
+// after a comma if comma; it returns nil for a score that is not finite.
+func appendPrediction(b []byte, comma bool, s float64) []byte {
+	if !finite(s) {
+		return nil
+	}
+	if comma {
+		b = append(b, ',')
+	}
+	label := `{"label":0,"score":`
+	if s >= 0 {
+		label = `{"label":1,"score":`
+	}
+	b = strconv.AppendFloat(append(b, label...), s, 'g', -1, 64)
+	return append(b, '}')
 }
 
 // ParseQuery returns the query's rows in the model's feature order.

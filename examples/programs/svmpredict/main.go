@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 
 	"github.com/styx-tee/styx/guest"
 	"github.com/styx-tee/styx/internal/ml"
@@ -34,6 +35,16 @@ func load() (*ml.Model, error) {
 	return ml.ReadModel(r)
 }
 
+// What the CSV path reuses from query to query: in WebAssembly every allocation and every
+// pass over the header costs, so the feature columns are found once per header (the guest
+// hands out the same Header slice while it does not change) and the buffers are kept.
+var (
+	header []string // the header cols was computed for
+	cols   []int    // the column of each model feature in that header
+	values []float64
+	out    []byte
+)
+
 func answer(req []byte) ([]byte, error) {
 	if model == nil {
 		return nil, errors.Join(errors.New("no model"), loadErr)
@@ -45,11 +56,41 @@ func answer(req []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	values, err := t.ReadAll()
-	if err != nil {
+	h := t.Header()
+	if !sameSlice(h, header) {
+		c, err := model.Columns(h)
+		if err != nil {
+			return nil, err
+		}
+		header, cols = h, c
+	}
+	if values, err = readAll(t, values[:0], len(h)); err != nil {
 		return nil, err
 	}
-	return model.AnswerTable(t.Header(), values)
+	out, err = model.AppendAnswer(out[:0], cols, len(h), values)
+	return out, err
+}
+
+// sameSlice reports whether a and b are the same slice (not merely equal).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
+}
+
+// readAll appends every row of t to dst (rows of width values).
+func readAll(t *guest.Frame, dst []float64, width int) ([]float64, error) {
+	for {
+		if cap(dst)-len(dst) < max(width, 1) {
+			dst = append(make([]float64, 0, 2*cap(dst)+64*width), dst...)
+		}
+		n, err := t.ReadFloats(dst[len(dst):cap(dst)])
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		dst = dst[:len(dst)+n]
+	}
 }
 
 func main() {}
