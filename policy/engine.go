@@ -105,9 +105,11 @@ func checkRequest(ch *Chain, req *Request) error {
 // checkPathKinds rejects path kinds that cannot describe derivation paths from s to a Pad of kind
 // k: the kinds governing a derived Pad must be known, never guessed.
 func checkPathKinds(s *Source, k Kind) error {
-	for _, pk := range append(slices.Clone(s.FirstKinds), s.LaterKinds...) {
-		if !pk.valid() {
-			return fmt.Errorf("source %q: unknown kind %q on its derivation paths", s.Pad.ID, pk)
+	for _, kinds := range [2][]Kind{s.FirstKinds, s.LaterKinds} {
+		for _, pk := range kinds {
+			if !pk.valid() {
+				return fmt.Errorf("source %q: unknown kind %q on its derivation paths", s.Pad.ID, pk)
+			}
 		}
 	}
 	first, later := s.pathKinds(k)
