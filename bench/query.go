@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ func init() {
 type queryOpts struct {
 	conc, rows, rounds, max int
 	dur                     time.Duration
+	only                    string // measure only this server under load ("" for all three)
 }
 
 func benchQuery(fs *flag.FlagSet, args []string) error {
@@ -34,6 +36,7 @@ func benchQuery(fs *flag.FlagSet, args []string) error {
 	fs.DurationVar(&o.dur, "duration", 5*time.Second, "measure each server for `D` per round")
 	fs.IntVar(&o.max, "max", 50000, "stop a round after `N` queries")
 	fs.IntVar(&o.rounds, "rounds", 2, "alternate the two servers `N` times")
+	fs.StringVar(&o.only, "only", "", "load only `SERVER` (session, signed or bare): to profile one server; no ratio")
 	asJSON := fs.Bool("json", false, "print the figures as JSON (the text goes to stderr)")
 	profile := profileFlag(fs)
 	fs.Parse(args)
@@ -43,6 +46,11 @@ func benchQuery(fs *flag.FlagSet, args []string) error {
 	}
 	defer stop()
 	o.conc, o.rows, o.rounds, o.max = max(1, o.conc), max(1, o.rows), max(1, o.rounds), max(1, o.max)
+	switch o.only {
+	case "", "session", "signed", "bare":
+	default:
+		return fmt.Errorf("-only %q: want session, signed or bare", o.only)
+	}
 	r, err := runQuery(context.Background(), textOut(*asJSON), o)
 	if err != nil {
 		return err
@@ -105,20 +113,25 @@ func runQuery(ctx context.Context, out io.Writer, o queryOpts) (*report, error) 
 		return nil, err
 	}
 	var xRes, sRes, bRes loadResult
+	servers := []loadTarget{{"session", sess, &xRes}, {"signed", styx, &sRes}, {"bare", func(w int) error { return bare.query(w, query) }, &bRes}}
 	for range o.rounds {
-		r, err := load(o.conc, o.dur, o.max, sess)
-		if err != nil {
-			return nil, fmt.Errorf("styx sessions: %w", err)
+		for _, s := range servers {
+			if o.only != "" && o.only != s.name {
+				continue
+			}
+			r, err := load(o.conc, o.dur, o.max, s.do)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", s.name, err)
+			}
+			s.res.add(r)
 		}
-		xRes.add(r)
-		if r, err = load(o.conc, o.dur, o.max, styx); err != nil {
-			return nil, fmt.Errorf("styx: %w", err)
-		}
-		sRes.add(r)
-		if r, err = load(o.conc, o.dur, o.max, func(w int) error { return bare.query(w, query) }); err != nil {
-			return nil, fmt.Errorf("bare server: %w", err)
-		}
-		bRes.add(r)
+	}
+	if o.only != "" {
+		b.Engine.FlushQueries(ctx)
+		r := servers[slices.IndexFunc(servers, func(s loadTarget) bool { return s.name == o.only })].res
+		fmt.Fprintf(out, "%s only: %.0f queries/s (%d queries, %.2f ms CPU per query, cores %.0f%% busy)\n%s\n",
+			o.only, r.qps(), r.n, ms(r.cpuPerQuery()), 100*r.busy(), r.lat.line("  latency"))
+		return &report{Section: "query", Params: map[string]any{"only": o.only}, Figures: map[string]any{"qps": r.qps()}}, nil
 	}
 	b.Engine.FlushQueries(ctx)
 	r := queryReport(out, o, xRes, sRes, bRes, seq)
@@ -211,6 +224,13 @@ func sessionQuerier(ctx context.Context, b *benchNode, model string, query []byt
 		_, err := sessions[w].Query(ctx, query)
 		return err
 	}, nil
+}
+
+// loadTarget is one server under load: its name, one query by a worker, the sum of its rounds.
+type loadTarget struct {
+	name string
+	do   func(worker int) error
+	res  *loadResult
 }
 
 // loadResult sums the rounds of one server.
