@@ -33,9 +33,18 @@ func startNode(t *testing.T, dir string) *testNode {
 	return serveConfig(t, Config{DataDir: dir, Sandbox: sandboxForTests(), Logger: testLogger(t)})
 }
 
+// compiled is the machine code of every program the tests' nodes compiled, shared between them
+// as a long-running process shares it between restarts of its runtime (sandbox.Cache). Each
+// node compiling the same modules again is most of this package's run time under -race, which
+// instruments the compiler too.
+var compiled = sandbox.NewCache()
+
 // serveConfig opens a node with cfg and serves it on a loopback port until the test ends.
 func serveConfig(t *testing.T, cfg Config) *testNode {
 	t.Helper()
+	if cfg.Sandbox.Cache == nil {
+		cfg.Sandbox.Cache = compiled
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := Open(ctx, cfg)
 	if err != nil {
