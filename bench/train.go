@@ -129,9 +129,12 @@ func runTrain(ctx context.Context, out io.Writer, o trainOpts) (*report, error) 
 	return r, nil
 }
 
-// measuredClean measures f from a collected heap: the contenders run in one process, one after
-// the other, and plain Go's parsing leaves tens of megabytes of garbage (a string per CSV field)
-// that the next contender's run would otherwise collect and be charged for, and vice versa.
+// measuredClean measures f from a collected heap. The contenders share a process with the node,
+// whose live heap (≈ 50 MiB) every collection marks: 20–50 ms a cycle on the 2-core VM.
+// Started from a collected heap, no contender's run (its garbage is a few tens of MiB: plain
+// Go's ml.ReadCSV leaves a string per CSV field, the host's table parser less) reaches the next
+// collection; without it, whichever contender crossed the threshold paid for a cycle that the
+// node and the others had filled, at random.
 func measuredClean(f func() error) (cost, error) {
 	runtime.GC()
 	return measured(f)
