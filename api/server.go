@@ -67,6 +67,7 @@ type Server struct {
 	log      *slog.Logger
 	verify   *verifier
 	sessions *sessionTable
+	warm     *warmStacks
 	handler  http.Handler
 }
 
@@ -110,6 +111,7 @@ func NewServer(cfg Config) (*Server, error) {
 		verify: &verifier{audience: cfg.Audience, skew: cfg.MaxSkew,
 			nonces: newNonceCache(cfg.MaxNonces), ids: identityCache{max: identityCacheSize}, now: cfg.Now},
 		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerCaller),
+		warm:     newWarmStacks(),
 	}
 	s.handler = s.buildHandler()
 	return s, nil

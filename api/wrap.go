@@ -10,20 +10,29 @@ import (
 
 // wrap runs the fixed order every route goes through: authenticate from the headers alone,
 // then bound and check the body, then the handler, then the response.
+// Session queries run on a warm stack (warm.go).
 func (s *Server) wrap(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{w: w, r: r, ctx: r.Context()}
-		var v any
-		err := s.prepare(rt, c)
-		if err == nil {
-			s.deadlines(w, rt)
-			v, err = rt.handle(s, c)
+		if rt.session {
+			s.warm.run(func() { s.serve(rt, w, r) })
+			return
 		}
-		if err == nil && c.body != nil {
-			err = c.body.finish()
-		}
-		s.respond(c, v, err)
+		s.serve(rt, w, r)
 	})
+}
+
+func (s *Server) serve(rt *route, w http.ResponseWriter, r *http.Request) {
+	c := &call{w: w, r: r, ctx: r.Context()}
+	var v any
+	err := s.prepare(rt, c)
+	if err == nil {
+		s.deadlines(w, rt)
+		v, err = rt.handle(s, c)
+	}
+	if err == nil && c.body != nil {
+		err = c.body.finish()
+	}
+	s.respond(c, v, err)
 }
 
 // prepare authenticates the request and reads or wraps its body.
