@@ -141,15 +141,16 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	if !adm.allowed {
 		return e.abort(ctx, caller, st, adm.pads(), adm.reasons())
 	}
-	wasm, err := e.program(ctx, spec.Program)
+	prog, err := e.compiled(ctx, spec.Program)
 	if err != nil {
 		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
 	}
+	defer prog.Close(ctx)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	host := e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec, adm, epoch)
 	stopWatch := e.watch(jobCtx, cancel, caller, st)
-	_, runErr := e.sb.Run(jobCtx, wasm, host)
+	_, runErr := e.sb.RunProgram(jobCtx, prog, host)
 	stopWatch()
 	e.at("ran")
 	var ab *abortError

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -75,6 +76,12 @@ func TestCompileCacheAndErrors(t *testing.T) {
 	if p1 != p2 {
 		t.Fatal("second compile not served from the cache")
 	}
+	if r.Cached(sha256.Sum256(wasm)) != p1 {
+		t.Fatal("Cached does not return the compiled program by the hash of its bytes")
+	}
+	if r.Cached(sha256.Sum256(append(wasm, 0))) != nil {
+		t.Fatal("Cached returns a program for bytes never compiled")
+	}
 	if _, err := r.Warm(context.Background(), p1, newHost(nil, nil)); !errors.Is(err, ErrBadModule) {
 		t.Fatalf("warming a command module: %v", err)
 	}
@@ -103,6 +110,9 @@ func TestCacheFull(t *testing.T) {
 	}
 	if !a.cached || b.cached {
 		t.Fatalf("cached: %v %v", a.cached, b.cached)
+	}
+	if r.Cached(a.Hash()) != a || r.Cached(b.Hash()) != nil {
+		t.Fatal("Cached returns a program the full cache did not keep, or not the one it kept")
 	}
 	h := newHost(map[string][]byte{"a": []byte(smallCSV)}, map[string]Kind{"stats": KindAggregate})
 	if _, err := r.Run(ctx, build(t, "examples/programs/colstats", false), h); err != nil {

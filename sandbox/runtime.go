@@ -138,6 +138,16 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Program, error) {
 	return r.remember(ctx, p), nil
 }
 
+// Cached returns the compiled program whose module bytes hash to hash, if this runtime's cache
+// holds it, and nil otherwise. The cache lives in the runtime's memory (inside the TEE) and was
+// filled by Compile from bytes it hashed itself, so a caller holding only the hash may run what
+// it returns without reading and hashing the module again. Closing it does nothing.
+func (r *Runtime) Cached(hash [32]byte) *Program {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cache[hash]
+}
+
 func (r *Runtime) remember(ctx context.Context, p *Program) *Program {
 	r.mu.Lock()
 	defer r.mu.Unlock()
