@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -65,7 +64,7 @@ func OpenQueryTable() (*Frame, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
-	if qh.names == nil || !bytes.Equal(b, qh.raw) {
+	if qh.names == nil || !sameBytes(b, qh.raw) {
 		qh.raw, qh.names = append(qh.raw[:0], b...), splitHeader(b)
 	}
 	return &Frame{f: f, header: qh.names}, nil
@@ -143,3 +142,23 @@ func (t *Frame) ReadSplit(col int) (x, y []float64, err error) {
 
 // Close closes the input.
 func (t *Frame) Close() error { return t.f.Close() }
+
+// sameBytes is bytes.Equal eight bytes per step: in the sandbox every loop iteration of guest
+// code costs a call out to the host (see docs/sandbox.md), and bytes.Equal loops per byte.
+func sameBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		if *(*uint64)(unsafe.Pointer(&a[i])) != *(*uint64)(unsafe.Pointer(&b[i])) {
+			return false
+		}
+	}
+	for ; i < len(a); i++ {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

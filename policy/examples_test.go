@@ -87,7 +87,7 @@ func TestHospitalScenario(t *testing.T) {
 		v2.Sources[i].Distance = 2
 		v2.Sources[i].FirstKinds, v2.Sources[i].LaterKinds = []Kind{KindModel}, []Kind{KindModel}
 	}
-	predict := "31007b0e594fbd87d2d9b55045c1fa582a6c3c0d8a7d3b78e8a6270906cfd8b8"
+	predict := "1d672fb075f21593fc066c247b08d357caf8a3cfc884a94c531627a6ec13a468"
 	q := &Request{Principal: clinic, Action: ActionQuery, Now: now, Program: predict, TEE: tee, Uses: Uses{}}
 	allowed := 0
 	for i := range 60 {

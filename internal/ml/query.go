@@ -62,16 +62,14 @@ func (m *Model) AppendAnswer(dst []byte, idx []int, width int, values []float64)
 	if len(idx) != len(m.Features) {
 		return nil, fmt.Errorf("%w: %d feature columns for %d features", ErrFormat, len(idx), len(m.Features))
 	}
-	for _, c := range idx {
-		if c < 0 || c >= width {
-			return nil, fmt.Errorf("%w: feature column %d of %d", ErrFormat, c, width)
-		}
-	}
 	b := append(dst, `{"predictions":[`...)
 	for i := 0; i < len(values); i += width {
 		row := values[i : i+width]
-		s := m.Bias // as Score, on the row's feature columns
-		for j, c := range idx {
+		s := m.Bias             // as Score, on the row's feature columns
+		for j, c := range idx { // checked here, not in a loop of its own: guest loops are dear
+			if uint(c) >= uint(width) {
+				return nil, fmt.Errorf("%w: feature column %d of %d", ErrFormat, c, width)
+			}
 			s += m.Weights[j] * (row[c] - m.Mean[j]) / m.Std[j]
 		}
 		if b = appendPrediction(b, i > 0, s); b == nil {
