@@ -1,7 +1,11 @@
 package policy
 
 import (
+	"sync"
+
 	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/styx-tee/styx/party"
 )
 
 // cedarEntities serves the two entities a Styx request needs without building a map: the
@@ -99,19 +103,6 @@ func cedarContext(in *RuleInput) types.Record {
 
 func cedarShared(in *RuleInput) types.RecordMap {
 	r := in.Request
-	out := types.RecordMap{"kind": types.String(""), "bytes": types.Long(0), "aggregation": types.Long(0), "recipients": types.NewSet()}
-	if r.Output != nil {
-		recips := make([]types.Value, len(r.Output.Recipients))
-		for i, p := range r.Output.Recipients {
-			recips[i] = types.NewEntityUID("Styx::Party", types.String(p.String()))
-		}
-		out = types.RecordMap{
-			"kind":        types.String(r.Output.Kind),
-			"bytes":       types.Long(r.Output.Bytes),
-			"aggregation": types.Long(r.Output.Aggregation),
-			"recipients":  types.NewSet(recips...),
-		}
-	}
 	return types.RecordMap{
 		"now":        types.NewDatetime(r.Now),
 		"purpose":    types.String(r.Purpose),
@@ -119,13 +110,95 @@ func cedarShared(in *RuleInput) types.RecordMap {
 		"job":        types.String(r.Job),
 		"uses":       cedarUses(in.Uses),
 		"party_uses": cedarUses(in.PartyUses),
-		"tee": types.NewRecord(types.RecordMap{
-			"type":        types.String(r.TEE.Type),
-			"measurement": types.String(r.TEE.Measurement),
-			"debug":       types.Boolean(r.TEE.Debug),
-			"simulated":   types.Boolean(r.TEE.Simulated),
-			"tcb":         clampLong(r.TEE.TCB),
-		}),
-		"output": types.NewRecord(out),
+		"tee":        fixedRecords.tee(r.TEE),
+		"output":     fixedRecords.output(r.Output),
 	}
+}
+
+// fixedRecords keeps the context's "tee" and "output" records by the request fields they are
+// built from, and nothing else: a serving node's queries repeat them (its own claims; a
+// prediction for the querier), and building a Cedar record (copy, sort, hash) is most of a
+// decision's allocations. Records are immutable values, so sharing one is safe.
+var fixedRecords = &recordCache{tees: map[TEEClaims]types.Record{}, outputs: map[outputKey]types.Record{}}
+
+// maxFixedRecords bounds each map of recordCache; a full map starts over.
+const maxFixedRecords = 4096
+
+type recordCache struct {
+	mu      sync.Mutex
+	tees    map[TEEClaims]types.Record
+	outputs map[outputKey]types.Record
+}
+
+// outputKey is every field of an OutputClaim with at most one recipient.
+type outputKey struct {
+	kind         Kind
+	bytes, aggr  int64
+	recipient    party.ID
+	hasRecipient bool
+}
+
+func (c *recordCache) tee(t TEEClaims) types.Record {
+	c.mu.Lock()
+	r, ok := c.tees[t]
+	c.mu.Unlock()
+	if ok {
+		return r
+	}
+	r = types.NewRecord(types.RecordMap{
+		"type":        types.String(t.Type),
+		"measurement": types.String(t.Measurement),
+		"debug":       types.Boolean(t.Debug),
+		"simulated":   types.Boolean(t.Simulated),
+		"tcb":         clampLong(t.TCB),
+	})
+	c.mu.Lock()
+	if len(c.tees) >= maxFixedRecords {
+		clear(c.tees)
+	}
+	c.tees[t] = r
+	c.mu.Unlock()
+	return r
+}
+
+// output returns the record of o (an absent output has kind "" and size 0); claims with more
+// than one recipient are built each time.
+func (c *recordCache) output(o *OutputClaim) types.Record {
+	if o == nil {
+		o = &OutputClaim{}
+	}
+	if len(o.Recipients) > 1 {
+		return outputRecord(o)
+	}
+	k := outputKey{kind: o.Kind, bytes: o.Bytes, aggr: o.Aggregation}
+	if len(o.Recipients) == 1 {
+		k.recipient, k.hasRecipient = o.Recipients[0], true
+	}
+	c.mu.Lock()
+	r, ok := c.outputs[k]
+	c.mu.Unlock()
+	if ok {
+		return r
+	}
+	r = outputRecord(o)
+	c.mu.Lock()
+	if len(c.outputs) >= maxFixedRecords {
+		clear(c.outputs)
+	}
+	c.outputs[k] = r
+	c.mu.Unlock()
+	return r
+}
+
+func outputRecord(o *OutputClaim) types.Record {
+	recips := make([]types.Value, len(o.Recipients))
+	for i, p := range o.Recipients {
+		recips[i] = types.NewEntityUID("Styx::Party", types.String(p.String()))
+	}
+	return types.NewRecord(types.RecordMap{
+		"kind":        types.String(o.Kind),
+		"bytes":       types.Long(o.Bytes),
+		"aggregation": types.Long(o.Aggregation),
+		"recipients":  types.NewSet(recips...),
+	})
 }
