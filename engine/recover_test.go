@@ -34,6 +34,12 @@ func newTestEngine(t *testing.T) *Engine {
 	return e
 }
 
+// compiled is the machine code the tests' sandboxes compiled, shared between them as a
+// long-running process shares it between runtimes (sandbox.Cache): under -race, which
+// instruments wazero's compiler too, compiling the same module for every test was most of the
+// package's run time. Each sandbox still has its own table of programs (Runtime.Cached).
+var compiled = sandbox.NewCache()
+
 // openTestEngine opens an engine on the state in dir (created if new) under cluster key ck.
 // closeAll closes what the engine runs on, as a node stopping does; opening the same dir again
 // is a restart.
@@ -65,7 +71,7 @@ func openTestEngine(t *testing.T, dir string, ck *party.Key) (e *Engine, closeAl
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := sandbox.New(ctx, sandbox.Config{})
+	sb, err := sandbox.New(ctx, sandbox.Config{Cache: compiled})
 	if err != nil {
 		t.Fatal(err)
 	}
