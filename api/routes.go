@@ -15,6 +15,7 @@ const (
 	noBody     bodyKind = iota // must be empty
 	jsonBody                   // small JSON, read whole and hash-checked before decoding
 	streamBody                 // streamed to the service, hash-checked at EOF
+	frameBody                  // a session frame, read whole and MAC-checked (session_frame.go)
 )
 
 // A route is one line of the route table: everything the server needs to know about an
@@ -39,7 +40,7 @@ var routes = []route{
 	{pattern: "POST /v1/pads/{id}/release", long: true, handle: (*Server).release},
 	{pattern: "POST /v1/pads/{id}/query", body: jsonBody, limit: queryLimit, handle: (*Server).query},
 	{pattern: "POST /v1/pads/{id}/sessions", body: jsonBody, handle: (*Server).openSession},
-	{pattern: "POST /v1/sessions/{id}/query", session: true, body: jsonBody, limit: queryLimit, handle: (*Server).sessionQuery},
+	{pattern: "POST /v1/sessions/{id}/query", session: true, body: frameBody, limit: sessionQueryLimit, handle: (*Server).sessionQuery},
 	{pattern: "PUT /v1/pads/{id}/policy", body: jsonBody, limit: policyLimit, handle: (*Server).updatePolicy},
 	{pattern: "POST /v1/pads/{id}/revoke", body: jsonBody, handle: (*Server).revoke},
 	{pattern: "GET /v1/pads/{id}/lineage", handle: (*Server).lineage},
@@ -58,6 +59,9 @@ func programLimit(c *Config) int64 { return c.MaxProgramBytes }
 // queryLimit leaves room for a MaxQueryInput input in base64 inside JSON.
 func queryLimit(c *Config) int64 { return max(c.MaxJSONBytes, MaxQueryInput*4/3+4096) }
 
+// sessionQueryLimit is a session frame's header and a MaxQueryInput input.
+func sessionQueryLimit(*Config) int64 { return sessionFrameHeader + MaxQueryInput }
+
 // policyLimit leaves room for a MaxPolicySize policy in base64 inside JSON.
 func policyLimit(c *Config) int64 { return max(c.MaxJSONBytes, MaxPolicySize*4/3+16384) }
 
@@ -68,8 +72,8 @@ type call struct {
 	ctx    context.Context
 	caller *party.Identity // nil on public routes
 	body   *hashedBody     // streamBody routes
-	json   []byte          // jsonBody routes: the verified body
-	// session routes: the session that authenticated the request, its nonce and body hash
+	json   []byte          // jsonBody routes: the verified body; session routes: the authenticated input
+	// session routes: the session that authenticated the request, its nonce and input hash
 	session    *querySession
 	nonce      string
 	bodySHA256 string

@@ -27,19 +27,14 @@ import (
 
 // Session protocol constants.
 const (
-	// HeaderSessionMAC carries the base64url (no padding) HMAC-SHA256 of a session request's
-	// canonical string (SessionCanonical).
-	HeaderSessionMAC = "Styx-Session-Mac"
-
-	sessionCanonicalVersion = "styx-session-request-v1"
+	sessionCanonicalVersion = "styx-session-request-v2"
 	sessionIDLen            = 22 // 16 random bytes in base64url without padding
 	sessionSecretLen        = 32
-	macLen                  = 43 // 32 bytes in base64url without padding
 
 	labelSessionSeal   = "styx query session v1"
 	labelSessionMAC    = "styx query session v1 request mac"
 	labelSessionAnswer = "styx query session v1 answer key"
-	labelAnswerAD      = "styx query session answer v1"
+	labelAnswerAD      = "styx query session answer v2"
 )
 
 // Session defaults (Config.SessionTTL, MaxSessions, MaxSessionsPerCaller).
@@ -90,16 +85,9 @@ type SessionInfo struct {
 	Sealed  []byte    `json:"sealed"`
 }
 
-// A SessionQuery is one question in a session (POST /v1/sessions/{id}/query).
-type SessionQuery struct {
-	Input []byte `json:"input"`
-}
-
-// A SessionAnswer is the answer to a SessionQuery: nonce (12 bytes) || AES-256-GCM ciphertext
-// under the session's answer key, with sessionAnswerAD as additional data.
-type SessionAnswer struct {
-	Sealed []byte `json:"sealed"`
-}
+// SessionQueryContentType is the media type of a session query's body (a session frame) and
+// of its answer (nonce || AES-256-GCM ciphertext).
+const SessionQueryContentType = "application/octet-stream"
 
 // sessionSealInfo is the HPKE info string of a session secret.
 func sessionSealInfo(pad, program, id string, expires time.Time, nonce []byte) []byte {
@@ -113,15 +101,16 @@ func sessionAnswerAD(id, pad, program, nonce, contentSHA256 string) []byte {
 }
 
 // SessionCanonical returns the string a session request's MAC covers: one field per line, each
-// ending in "\n" (no field may hold a newline; the server parses them strictly).
+// ending in "\n" (no field may hold a newline; the server builds it from the request line and
+// the frame, never from text the client sent).
 //
-//	styx-session-request-v1
+//	styx-session-request-v2
 //	METHOD
 //	REQUEST-URI
 //	SESSION-ID
-//	DATE
-//	NONCE
-//	CONTENT-SHA256
+//	DATE       the frame's date, as 2006-01-02T15:04:05Z
+//	NONCE      the frame's nonce, base64url without padding
+//	INPUT-SHA256  lowercase hex SHA-256 of the frame's input
 func SessionCanonical(method, requestURI, session, date, nonce, contentSHA256 string) []byte {
 	var b strings.Builder
 	for _, f := range []string{sessionCanonicalVersion, method, requestURI, session, date, nonce, contentSHA256} {

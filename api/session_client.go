@@ -8,9 +8,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -131,20 +131,20 @@ func (s *QuerySession) Query(ctx context.Context, input []byte) ([]byte, error) 
 }
 
 func (s *QuerySession) query(ctx context.Context, input []byte) ([]byte, error) {
+	if len(input) > MaxQueryInput {
+		return nil, fmt.Errorf("api: query input is %d bytes, at most %d", len(input), MaxQueryInput)
+	}
 	s.mu.Lock()
 	id, keys := s.id, s.keys
 	s.mu.Unlock()
-	body, err := json.Marshal(&SessionQuery{Input: input})
-	if err != nil {
-		return nil, fmt.Errorf("api: encode query: %w", err)
-	}
-	sum := sha256.Sum256(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.c.url("/v1/sessions/"+id+"/query", nil), bytes.NewReader(body))
+	path := "/v1/sessions/" + id + "/query"
+	body, nonce, sum := sealSessionQuery(keys, path, id, input, s.c.now())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.c.url(path, nil), bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	nonce := signSession(req, keys, id, hex.EncodeToString(sum[:]), s.c.now())
-	req.Header.Set("Content-Type", "application/json")
+	// The headers are the same for every query of the session (session_frame.go).
+	req.Header.Set("Content-Type", SessionQueryContentType)
 	resp, err := s.c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("api: session query: %w", err)
@@ -158,24 +158,27 @@ func (s *QuerySession) query(ctx context.Context, input []byte) ([]byte, error) 
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out SessionAnswer
-	if err := decodeResponse(resp, &out); err != nil {
-		return nil, err
+	if ct := resp.Header.Get("Content-Type"); ct != SessionQueryContentType {
+		return nil, fmt.Errorf("api: session answer is %q, want %s", ct, SessionQueryContentType)
 	}
-	return keys.open(out.Sealed, sessionAnswerAD(id, s.pad, s.program, nonce, hex.EncodeToString(sum[:])))
+	sealed, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONResponse+1))
+	if err != nil {
+		return nil, fmt.Errorf("api: read session answer: %w", err)
+	}
+	if len(sealed) > maxJSONResponse {
+		return nil, fmt.Errorf("api: session answer is over %d bytes", maxJSONResponse)
+	}
+	return keys.open(sealed, sessionAnswerAD(id, s.pad, s.program, nonce, sum))
 }
 
-// signSession sets the headers of a session request and returns its nonce.
-func signSession(req *http.Request, keys *sessionKeys, id, bodySHA256 string, now time.Time) string {
-	var n [16]byte
-	rand.Read(n[:])
-	nonce := base64.RawURLEncoding.EncodeToString(n[:])
-	date := now.UTC().Format(dateLayout)
-	mac := keys.sign(SessionCanonical(req.Method, req.URL.RequestURI(), id, date, nonce, bodySHA256))
-	h := req.Header
-	h.Set(HeaderDate, date)
-	h.Set(HeaderNonce, nonce)
-	h.Set(HeaderContentSHA256, bodySHA256)
-	h.Set(HeaderSessionMAC, base64.RawURLEncoding.EncodeToString(mac))
-	return nonce
+// sealSessionQuery returns the frame of a session query of input to requestURI, MAC'd with keys
+// at now, with its nonce (base64url) and its input's hex SHA-256, which the answer is bound to.
+func sealSessionQuery(keys *sessionKeys, requestURI, id string, input []byte, now time.Time) (body []byte, nonce, sum string) {
+	f := sessionFrame{date: now.UTC().Truncate(time.Second), input: input}
+	rand.Read(f.nonce[:])
+	nonce = base64.RawURLEncoding.EncodeToString(f.nonce[:])
+	h := sha256.Sum256(input)
+	sum = hex.EncodeToString(h[:])
+	copy(f.mac[:], keys.sign(SessionCanonical(http.MethodPost, requestURI, id, f.date.Format(dateLayout), nonce, sum)))
+	return appendSessionFrame(make([]byte, 0, sessionFrameHeader+len(input)), &f), nonce, sum
 }

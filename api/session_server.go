@@ -4,8 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -128,28 +131,22 @@ func (s *Server) openSession(c *call) (any, error) {
 	return &SessionInfo{ID: ss.id, Pad: id, Program: req.Program, Expires: ss.expires, KEM: party.KEMXWing, Sealed: sealed}, nil
 }
 
-// sessionQuery answers one query of the session that authenticated the request.
+// sessionQuery answers one query of the session that authenticated the request (prepareSession):
+// the frame's input goes to the service as it is, and the answer back as nonce || ciphertext.
 func (s *Server) sessionQuery(c *call) (any, error) {
 	if _, err := c.query(); err != nil {
 		return nil, err
-	}
-	var q SessionQuery
-	if err := decodeJSON(c.json, &q); err != nil {
-		return nil, err
-	}
-	if len(q.Input) > MaxQueryInput {
-		return nil, Errorf(ErrTooLarge, "query input is %d bytes, at most %d", len(q.Input), MaxQueryInput)
 	}
 	svc, err := s.sessionService()
 	if err != nil {
 		return nil, err
 	}
 	ss := c.session
-	answer, err := svc.Answer(c.ctx, ss.caller, ss.pad, ss.program, q.Input)
+	answer, err := svc.Answer(c.ctx, ss.caller, ss.pad, ss.program, c.json)
 	if err != nil {
 		return nil, err
 	}
-	return &SessionAnswer{Sealed: ss.keys.seal(answer, sessionAnswerAD(ss.id, ss.pad, ss.program, c.nonce, c.bodySHA256))}, nil
+	return ss.keys.seal(answer, sessionAnswerAD(ss.id, ss.pad, ss.program, c.nonce, c.bodySHA256)), nil
 }
 
 // errUnknownSession is what a client gets for a session that expired, was dropped (restart,
@@ -158,72 +155,77 @@ func errUnknownSession(id string) error {
 	return Errorf(ErrUnauthenticated, "unknown or expired query session %s: open a new one", id)
 }
 
-// verifySession authenticates a session request from its headers alone, in the order of
-// verify: strict parse, the session, the date within the skew, the MAC (compared in constant
-// time), and last the nonce (recorded only for a request whose MAC holds). It returns the
-// session, the nonce and the signed body hash.
-func (s *Server) verifySession(r *http.Request) (ss *querySession, nonce, sum string, err error) {
+// prepareSession authenticates a session query (its body a session frame) in the order of
+// verify: the request line and the session from the path, so that only a holder of a live
+// session id makes the server read a body; then the body, bounded by limit; the frame's shape
+// (a malformed frame is a 400); the date within the skew; the MAC over the request line, the
+// session and the frame, compared in constant time; and last the nonce (recorded only for a
+// request whose MAC holds). Nothing of the input is looked at before the MAC holds. On success
+// c holds the session, the nonce, the input's hash and, in c.json, the input.
+func (s *Server) prepareSession(c *call, limit int64) error {
+	r := c.r
 	id := r.PathValue("id")
-	date, nonce, sum, mac, err := parseSessionHeaders(r, id)
-	if err != nil {
-		return nil, "", "", Errorf(ErrUnauthenticated, "unauthenticated or malformed session request: %v", err)
-	}
-	now := s.cfg.Now()
-	if ss = s.sessions.get(id, now); ss == nil {
-		return nil, "", "", errUnknownSession(id)
-	}
-	if d := now.Sub(date); d > s.cfg.MaxSkew || d < -s.cfg.MaxSkew {
-		return nil, "", "", Errorf(ErrUnauthenticated, "request date %s is more than %s from the server's clock %s; check the client clock",
-			date.Format(dateLayout), s.cfg.MaxSkew, now.UTC().Format(dateLayout))
-	}
-	want := ss.keys.sign(SessionCanonical(r.Method, r.RequestURI, id, date.Format(dateLayout), nonce, sum))
-	if !hmac.Equal(want, mac) {
-		return nil, "", "", Errorf(ErrUnauthenticated, "bad session MAC")
-	}
-	switch s.verify.nonces.add(ss.caller.ID(), nonce, date, date.Add(s.cfg.MaxSkew), now) {
-	case nonceReplayed:
-		return nil, "", "", Errorf(ErrUnauthenticated, "replayed request (nonce already used)")
-	case nonceTooOld:
-		return nil, "", "", errTooOld
-	}
-	return ss, nonce, sum, nil
-}
-
-// parseSessionHeaders reads a session request's headers strictly: each exactly once, each
-// within its size and alphabet.
-func parseSessionHeaders(r *http.Request, id string) (date time.Time, nonce, sum string, mac []byte, err error) {
 	if !validSessionID(id) {
-		return date, "", "", nil, fmt.Errorf("session id: want %d base64url characters", sessionIDLen)
+		return Errorf(ErrUnauthenticated, "unauthenticated or malformed session request: session id: want %d base64url characters", sessionIDLen)
 	}
 	if len(r.RequestURI) > maxURILen || !printableASCII(r.RequestURI) || !strings.HasPrefix(r.RequestURI, "/") {
-		return date, "", "", nil, fmt.Errorf("request uri: malformed")
+		return Errorf(ErrUnauthenticated, "unauthenticated or malformed session request: request uri: malformed")
 	}
-	get := func(name string, max int) (string, error) {
-		v := r.Header.Values(name)
-		if len(v) != 1 || len(v[0]) > max || !printableASCII(v[0]) {
-			return "", fmt.Errorf("header %s: want exactly one well-formed value", name)
-		}
-		return v[0], nil
+	now := s.cfg.Now()
+	ss := s.sessions.get(id, now)
+	if ss == nil {
+		return errUnknownSession(id)
 	}
-	ds, err := get(HeaderDate, len(dateLayout))
-	if err == nil {
-		date, err = parseDate(ds)
-	}
+	body, err := readBounded(r, limit)
 	if err != nil {
-		return date, "", "", nil, err
+		return err
 	}
-	if nonce, err = get(HeaderNonce, nonceLen); err != nil || !validNonce(nonce) {
-		return date, "", "", nil, fmt.Errorf("header %s: want %d base64url characters", HeaderNonce, nonceLen)
+	f, err := parseSessionFrame(body)
+	if err != nil {
+		return Errorf(ErrBadRequest, "malformed session query: %v", err)
 	}
-	if sum, err = get(HeaderContentSHA256, 64); err != nil || !validHexSHA256(sum) {
-		return date, "", "", nil, fmt.Errorf("header %s: want 64 lowercase hex digits", HeaderContentSHA256)
+	if d := now.Sub(f.date); d > s.cfg.MaxSkew || d < -s.cfg.MaxSkew {
+		return Errorf(ErrUnauthenticated, "request date %s is more than %s from the server's clock %s; check the client clock",
+			f.date.Format(dateLayout), s.cfg.MaxSkew, now.UTC().Format(dateLayout))
 	}
-	m, err := get(HeaderSessionMAC, macLen)
-	if err == nil {
-		mac, err = base64.RawURLEncoding.Strict().DecodeString(m)
+	nonce := base64.RawURLEncoding.EncodeToString(f.nonce[:])
+	sum := sha256.Sum256(f.input)
+	sumHex := hex.EncodeToString(sum[:])
+	want := ss.keys.sign(SessionCanonical(r.Method, r.RequestURI, id, f.date.Format(dateLayout), nonce, sumHex))
+	if !hmac.Equal(want, f.mac[:]) {
+		return Errorf(ErrUnauthenticated, "bad session MAC")
 	}
-	if err != nil || len(mac) != 32 {
-		return date, "", "", nil, fmt.Errorf("header %s: want a base64url HMAC-SHA256", HeaderSessionMAC)
+	switch s.verify.nonces.add(ss.caller.ID(), nonce, f.date, f.date.Add(s.cfg.MaxSkew), now) {
+	case nonceReplayed:
+		return Errorf(ErrUnauthenticated, "replayed request (nonce already used)")
+	case nonceTooOld:
+		return errTooOld
 	}
-	return date, nonce, sum, mac, nil
+	c.caller, c.session, c.nonce, c.bodySHA256, c.json = ss.caller, ss, nonce, sumHex, f.input
+	return nil
+}
+
+// readBounded reads r's whole body, refusing one over limit bytes (declared or read).
+func readBounded(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, Errorf(ErrTooLarge, "request body of %d bytes is over the %d-byte limit", r.ContentLength, limit)
+	}
+	b := make([]byte, 0, max(r.ContentLength, 0)+1) // +1: room to see EOF without growing
+	lr := io.LimitReader(r.Body, limit+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return nil, Errorf(ErrTooLarge, "request body is over the %d-byte limit", limit)
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, Errorf(ErrBadRequest, "request body: %v", err)
+		}
+	}
 }

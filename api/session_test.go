@@ -3,13 +3,11 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,25 +79,42 @@ func (w *sessionWorld) client(t *testing.T, i int) *Client {
 	return c
 }
 
-// raw sends a session query built by hand with s's keys: mutate may change the request after
-// the MAC is computed.
-func (w *sessionWorld) raw(t *testing.T, s *QuerySession, id string, input []byte, mutate func(*http.Request)) (*http.Response, string) {
+// raw sends a session query built by hand with s's keys: mutate may change the frame after
+// the MAC is computed. It returns the response and the frame sent.
+func (w *sessionWorld) raw(t *testing.T, s *QuerySession, id string, input []byte, mutate func([]byte) []byte) (*http.Response, []byte) {
 	t.Helper()
-	body, _ := json.Marshal(&SessionQuery{Input: input})
-	req, err := http.NewRequest(http.MethodPost, w.n.ts.URL+"/v1/sessions/"+id+"/query", bytes.NewReader(body))
+	path := "/v1/sessions/" + id + "/query"
+	body, _, _ := sealSessionQuery(s.keys, path, id, input, w.clock.now())
+	if mutate != nil {
+		body = mutate(body)
+	}
+	return w.post(t, path, body), body
+}
+
+// post sends body to path as a session query.
+func (w *sessionWorld) post(t *testing.T, path string, body []byte) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, w.n.ts.URL+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(body)
-	nonce := signSession(req, s.keys, id, hex.EncodeToString(sum[:]), w.clock.now())
-	if mutate != nil {
-		mutate(req)
-	}
+	req.Header.Set("Content-Type", SessionQueryContentType)
 	resp, err := w.n.ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, nonce
+	return resp
+}
+
+// flip returns a mutation that flips one bit of the frame's byte at i (from the end if negative).
+func flip(i int) func([]byte) []byte {
+	return func(b []byte) []byte {
+		if i < 0 {
+			i += len(b)
+		}
+		b[i] ^= 1
+		return b
+	}
 }
 
 func wantStatus(t *testing.T, resp *http.Response, status int, text string) {
@@ -158,31 +173,54 @@ func TestSessionRefusals(t *testing.T) {
 			t.Fatalf("bob opened a session on alice's Pad: %v", err)
 		}
 	})
-	t.Run("tampered MAC", func(t *testing.T) {
-		resp, _ := w.raw(t, s, s.ID(), []byte("x"), func(r *http.Request) {
-			mac := []byte(r.Header.Get(HeaderSessionMAC))
-			mac[3] ^= 1
-			r.Header.Set(HeaderSessionMAC, string(mac))
+	for _, c := range []struct {
+		name   string
+		mutate func([]byte) []byte
+	}{
+		{"tampered MAC", flip(frameMACAt + 3)},
+		{"tampered input", flip(-1)},
+		{"tampered nonce", flip(frameNonceAt)},
+		{"tampered date", flip(frameNonceAt - 1)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp, _ := w.raw(t, s, s.ID(), []byte("x"), c.mutate)
+			wantStatus(t, resp, http.StatusUnauthorized, "bad session MAC")
 		})
-		wantStatus(t, resp, http.StatusUnauthorized, "bad session MAC")
-	})
-	t.Run("tampered body", func(t *testing.T) {
-		resp, _ := w.raw(t, s, s.ID(), []byte("x"), func(r *http.Request) {
-			r.Body = ioNop(`{"input":"eQ=="}`)
-		})
-		wantStatus(t, resp, http.StatusBadRequest, "does not match its signed SHA-256")
-	})
-	t.Run("replayed request", func(t *testing.T) {
-		var saved *http.Request
-		resp, _ := w.raw(t, s, s.ID(), []byte("once"), func(r *http.Request) { saved = r.Clone(ctx) })
-		wantStatus(t, resp, http.StatusOK, "")
-		body, _ := json.Marshal(&SessionQuery{Input: []byte("once")})
-		saved.Body = ioNop(string(body))
-		resp, err := w.n.ts.Client().Do(saved)
+	}
+	t.Run("frame moved to another session's path", func(t *testing.T) {
+		other, err := alice.OpenQuerySession(ctx, w.pad, w.prog)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantStatus(t, resp, http.StatusUnauthorized, "replayed")
+		body, _, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now())
+		wantStatus(t, w.post(t, "/v1/sessions/"+other.ID()+"/query", body), http.StatusUnauthorized, "bad session MAC")
+	})
+	t.Run("date out of skew", func(t *testing.T) {
+		body, _, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now().Add(-time.Hour))
+		wantStatus(t, w.post(t, "/v1/sessions/"+s.ID()+"/query", body), http.StatusUnauthorized, "from the server's clock")
+	})
+	t.Run("replayed request", func(t *testing.T) {
+		resp, body := w.raw(t, s, s.ID(), []byte("once"), nil)
+		wantStatus(t, resp, http.StatusOK, "")
+		wantStatus(t, w.post(t, "/v1/sessions/"+s.ID()+"/query", body), http.StatusUnauthorized, "replayed")
+	})
+	t.Run("malformed frames", func(t *testing.T) {
+		good, _, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now())
+		for name, body := range map[string][]byte{
+			"empty":            nil,
+			"short header":     good[:sessionFrameHeader-1],
+			"wrong version":    append([]byte{2}, good[1:]...),
+			"zero date":        append(append([]byte{1}, make([]byte, 8)...), good[frameNonceAt:]...),
+			"date past 9999":   append(append([]byte{1}, 0, 0, 0, 0x3b, 0, 0, 0, 0), good[frameNonceAt:]...),
+			"the old JSON one": []byte(`{"input":"eA=="}`),
+		} {
+			t.Run(name, func(t *testing.T) {
+				wantStatus(t, w.post(t, "/v1/sessions/"+s.ID()+"/query", body), http.StatusBadRequest, "malformed session query")
+			})
+		}
+		big := make([]byte, sessionFrameHeader+MaxQueryInput+1)
+		copy(big, good)
+		wantStatus(t, w.post(t, "/v1/sessions/"+s.ID()+"/query", big), http.StatusRequestEntityTooLarge, "limit")
 	})
 	t.Run("another caller's session", func(t *testing.T) {
 		// Bob has a session of his own on a Pad of his, and uses its keys on alice's session id.
@@ -273,3 +311,51 @@ func ioNop(s string) *nopBody { return &nopBody{strings.NewReader(s)} }
 type nopBody struct{ *strings.Reader }
 
 func (nopBody) Close() error { return nil }
+
+// headerRecorder records the headers of the requests it passes on.
+type headerRecorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.seen = append(h.seen, r.Header.Clone())
+	h.mu.Unlock()
+	return h.base.RoundTrip(r)
+}
+
+// TestSessionQueryHeadersConstant: everything that changes between the queries of a session
+// travels in the body, so HPACK finds the headers of every query after the first in its table.
+func TestSessionQueryHeadersConstant(t *testing.T) {
+	ctx := context.Background()
+	w := newSessionWorld(t, Config{})
+	alice := w.client(t, 0)
+	s, err := alice.OpenQuerySession(ctx, w.pad, w.prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &headerRecorder{base: alice.hc.Transport}
+	hc := *alice.hc
+	hc.Transport = rec
+	alice.hc = &hc
+	for _, in := range []string{"one", "two", "a longer third question"} {
+		if got, err := s.Query(ctx, []byte(in)); err != nil || string(got) != "abab:"+strings.ToUpper(in) {
+			t.Fatalf("answer %q (%v)", got, err)
+		}
+	}
+	if len(rec.seen) != 3 {
+		t.Fatalf("%d requests, want 3", len(rec.seen))
+	}
+	for i, h := range rec.seen {
+		if !reflect.DeepEqual(h, rec.seen[0]) {
+			t.Fatalf("query %d has headers %v, query 0 %v", i, h, rec.seen[0])
+		}
+		for k := range h {
+			if strings.HasPrefix(k, "Styx-") {
+				t.Fatalf("session query carries header %s", k)
+			}
+		}
+	}
+}

@@ -9,7 +9,8 @@ import (
 )
 
 // wrap runs the fixed order every route goes through: authenticate from the headers alone,
-// then bound and check the body, then the handler, then the response.
+// then bound and check the body, then the handler, then the response. A session query is the
+// exception: its authenticators are in its bounded body (prepareSession).
 // Session queries run on a warm stack (warm.go).
 func (s *Server) wrap(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,23 +45,6 @@ func (s *Server) prepare(rt *route, c *call) error {
 		}
 		return nil
 	}
-	var sum string
-	if rt.session {
-		ss, nonce, bodySum, err := s.verifySession(r)
-		if err != nil {
-			return err
-		}
-		c.caller, c.session, c.nonce, c.bodySHA256, sum = ss.caller, ss, nonce, bodySum, bodySum
-	} else {
-		sr, err := s.verify.verify(r)
-		if err != nil {
-			return err
-		}
-		c.caller, sum = sr.Identity, sr.ContentSHA256
-	}
-	if lw, ok := c.w.(*logWriter); ok {
-		lw.caller = c.caller.ID().String()
-	}
 	limit := int64(0)
 	switch {
 	case rt.limit != nil:
@@ -68,11 +52,28 @@ func (s *Server) prepare(rt *route, c *call) error {
 	case rt.body == jsonBody:
 		limit = s.cfg.MaxJSONBytes
 	}
+	if rt.session {
+		// The authenticators are in the body (session_frame.go): prepareSession reads it.
+		if err := s.prepareSession(c, limit); err != nil {
+			return err
+		}
+		if lw, ok := c.w.(*logWriter); ok {
+			lw.caller = c.caller.ID().String()
+		}
+		return nil
+	}
+	sr, err := s.verify.verify(r)
+	if err != nil {
+		return err
+	}
+	c.caller = sr.Identity
+	if lw, ok := c.w.(*logWriter); ok {
+		lw.caller = c.caller.ID().String()
+	}
 	if r.ContentLength > limit {
 		return Errorf(ErrTooLarge, "request body of %d bytes is over the %d-byte limit", r.ContentLength, limit)
 	}
-	body := newHashedBody(r.Body, sum, limit)
-	var err error
+	body := newHashedBody(r.Body, sr.ContentSHA256, limit)
 	switch rt.body {
 	case streamBody:
 		c.body = body
