@@ -178,7 +178,7 @@ func newPlainRunner(ctx context.Context, pkg string, shares [][]byte, params []b
 	if err != nil {
 		return nil, err
 	}
-	rt, err := sandbox.New(ctx, sandbox.Config{MemoryLimit: 2 << 30, Timeout: 10 * time.Minute})
+	rt, err := sandbox.New(ctx, sandbox.Config{MemoryLimit: 2 << 30, Timeout: 10 * time.Minute, Cache: compiled})
 	if err != nil {
 		return nil, err
 	}

@@ -74,13 +74,19 @@ type benchNode struct {
 	programs map[string]string // "train", "count", "predict" → sha256
 }
 
+// compiled is the machine code of the programs every sandbox of this process compiled, shared
+// as a long-running node shares it between its runtimes: the node a section starts and the
+// plain runner it compares with run the same compiled code, and a section that starts a second
+// node (or the test that runs every section) does not compile the modules again.
+var compiled = sandbox.NewCache()
+
 // startNode opens a node with nQueriers queriers allowed to query derived models.
 func startNode(ctx context.Context, nQueriers int) (*benchNode, error) {
 	dir, err := os.MkdirTemp("", "styx-bench-")
 	if err != nil {
 		return nil, err
 	}
-	n, err := node.Open(ctx, node.Config{DataDir: dir, Sandbox: sandbox.Config{Timeout: 10 * time.Minute, MemoryLimit: 2 << 30}})
+	n, err := node.Open(ctx, node.Config{DataDir: dir, Sandbox: sandbox.Config{Timeout: 10 * time.Minute, MemoryLimit: 2 << 30, Cache: compiled}})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
