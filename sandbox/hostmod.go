@@ -247,7 +247,7 @@ func hQueryOpen(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = api.EncodeI32(-errnoNoQuery)
 		return
 	}
-	id := st.add(&handle{name: "query", r: bytes.NewReader(st.req)})
+	id := st.add(&handle{name: "query", r: bytes.NewReader(st.req), query: true})
 	if id > 0 {
 		st.queryHandles = append(st.queryHandles, id)
 	}

@@ -112,6 +112,25 @@ func (r *Runtime) begin(ctx context.Context) (_ context.Context, end func(), ok 
 	return ctx, func() { stop(); cancel(nil); r.inflight.Done() }, true
 }
 
+// enter admits a query into a warm instance, like begin without a context per call: the
+// instance's callCtx watches the runtime's end. ok is false once the runtime is closed;
+// otherwise call r.inflight.Done once the call has returned.
+func (r *Runtime) enter() (ok bool) {
+	r.callMu.Lock()
+	defer r.callMu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.inflight.Add(1)
+	return true
+}
+
+// ctxExit reports whether err is wazero's exit for a context that ended.
+func ctxExit(err error) bool {
+	var exit *sys.ExitError
+	return errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled)
+}
+
 // Compile validates and compiles wasm, or returns the cached program with the same hash.
 // A module may import only the host API of "styx" and "wasi_snapshot_preview1". Once
 // MaxModules programs are cached, new ones are returned uncached: Close them after use.

@@ -32,10 +32,13 @@ type run struct {
 	stderrTail         []byte // last bytes of stderr, to find a marker split across writes
 	oom                bool   // the guest's runtime reported running out of memory
 
-	req          []byte  // current query, nil outside a query
-	queryHandles []int32 // handles opened on the current query
-	resp         []byte
-	responded    bool
+	req            []byte     // current query, nil outside a query
+	reqBuf         []byte     // holds req, reused between queries
+	queryHandles   []int32    // handles opened on the current query
+	qt             queryTable // the table of the queries' first query handle read as a table
+	queryTableBusy bool       // qt serves a handle of the current query
+	resp           []byte
+	responded      bool
 }
 
 type handle struct {
@@ -45,6 +48,7 @@ type handle struct {
 	err   error  // pending reader error after a short read
 	table *table // set once the input is read as a numeric table
 	raw   bool   // read as bytes (then it cannot become a table)
+	query bool   // opened on the current query by query_open
 }
 
 func newRun(cfg Config, host Host) *run {
@@ -84,6 +88,7 @@ func (s *run) endQuery() {
 		delete(s.handles, id)
 	}
 	s.queryHandles = s.queryHandles[:0]
+	s.queryTableBusy = false
 	s.req = nil
 }
 

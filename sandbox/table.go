@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -27,6 +29,7 @@ const maxColumns = 1024
 type table struct {
 	r       *csv.Reader
 	header  []string
+	hdr     []byte // header as csv_header returns it, built once
 	width   int
 	pending []float64 // a parsed row that did not fit the last buffer
 	err     int32     // sticky error number
@@ -50,7 +53,12 @@ func hCSVHeader(ctx context.Context, m api.Module, stack []uint64) {
 		return
 	}
 	if h.table == nil {
-		h.table = newTable(h.r)
+		if h.query && !st.queryTableBusy {
+			st.queryTableBusy = true
+			h.table = st.qt.open(st.req)
+		} else {
+			h.table = newTable(h.r)
+		}
 	}
 	if h.table.err != 0 && h.table.header == nil {
 		stack[0] = api.EncodeI32(-h.table.err)
@@ -63,6 +71,11 @@ func hCSVHeader(ctx context.Context, m api.Module, stack []uint64) {
 func newTable(r io.Reader) *table {
 	t := &table{r: csv.NewReader(r)}
 	t.r.ReuseRecord = true
+	t.readHeader()
+	return t
+}
+
+func (t *table) readHeader() {
 	rec, err := t.r.Read()
 	switch {
 	case err != nil:
@@ -70,7 +83,7 @@ func newTable(r io.Reader) *table {
 	case len(rec) > maxColumns:
 		t.err = errnoFormat
 	default:
-		t.header = append([]string(nil), rec...)
+		t.header = append(t.header[:0], rec...)
 		t.width = len(rec)
 		for _, name := range rec {
 			if strings.IndexByte(name, 0) >= 0 {
@@ -78,15 +91,51 @@ func newTable(r io.Reader) *table {
 			}
 		}
 	}
-	return t
+	t.hdr = t.hdr[:0]
+	for _, name := range t.header {
+		t.hdr = append(append(t.hdr, name...), 0)
+	}
 }
 
-func (t *table) headerBytes() []byte {
-	var b []byte
-	for _, name := range t.header {
-		b = append(append(b, name...), 0)
+func (t *table) headerBytes() []byte { return t.hdr }
+
+// queryTable is the table of a warm instance's queries (query_open, then csv_header), kept
+// between queries: its CSV reader and buffers, and the header of the last query with the
+// bytes it was parsed from. A query that starts with those very bytes (up to and including
+// the newline that ended the header record) has that header, so it is not parsed again; any
+// other query is parsed from its first byte. Nothing else carries over: the reader restarts
+// on each query's bytes, and what one query left unread is dropped.
+type queryTable struct {
+	src bytes.Reader
+	br  *bufio.Reader
+	t   table
+	raw []byte // the bytes of the last header record, ending in a newline; empty if none
+}
+
+// open returns the table of req, reading its header unless it is the last one's.
+func (q *queryTable) open(req []byte) *table {
+	t := &q.t
+	if t.r == nil {
+		q.br = bufio.NewReader(&q.src)
+		t.r = csv.NewReader(q.br) // reads from q.br itself (bufio.NewReader returns it)
+		t.r.ReuseRecord = true
+		t.r.FieldsPerRecord = -1 // every row's width is checked against the header by next
 	}
-	return b
+	t.pending, t.err = nil, 0
+	if len(q.raw) > 0 && bytes.HasPrefix(req, q.raw) {
+		q.src.Reset(req[len(q.raw):])
+		q.br.Reset(&q.src)
+		return t
+	}
+	q.raw = q.raw[:0]
+	q.src.Reset(req)
+	q.br.Reset(&q.src)
+	start := t.r.InputOffset()
+	t.readHeader()
+	if n := int(t.r.InputOffset() - start); t.err == 0 && n > 0 && n <= len(req) && req[n-1] == '\n' {
+		q.raw = append(q.raw, req[:n]...)
+	}
+	return t
 }
 
 // hCSVFloats: csv_floats(h, dst, n) -> count. Parses whole rows into dst (n float64

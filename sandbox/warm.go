@@ -17,14 +17,16 @@ const queryExport = "styx_query"
 // once per query. Calls are serialised (the guest is single-threaded); use a [Pool] to
 // serve queries in parallel. An instance that faults or times out is closed for good.
 type Instance struct {
-	mu    sync.Mutex
-	r     *Runtime
-	cfg   Config
-	st    *run
-	mod   api.Module
-	mem   *memory // nil if wazero's default
-	query api.Function
-	err   error // set once the instance is dead
+	mu     sync.Mutex
+	r      *Runtime
+	cfg    Config
+	st     *run
+	mod    api.Module
+	mem    *memory // nil if wazero's default
+	query  api.Function
+	call   *callCtx    // the context of every query (see callCtx)
+	unhook func() bool // stops watching the runtime's Close
+	err    error       // set once the instance is dead
 }
 
 // Warm instantiates a reactor program (exports styx_query; a Go program built with
@@ -53,7 +55,10 @@ func (r *Runtime) Warm(ctx context.Context, p *Program, host Host) (*Instance, e
 		_ = st.closeAll()
 		return nil, classify("init", ctx, err, st)
 	}
-	return &Instance{r: r, cfg: r.cfg, st: st, mod: mod, mem: mem, query: mod.ExportedFunction(queryExport)}, nil
+	in := &Instance{r: r, cfg: r.cfg, st: st, mod: mod, mem: mem, query: mod.ExportedFunction(queryExport),
+		call: newCallCtx(st, r.cfg.Timeout)}
+	in.unhook = context.AfterFunc(r.done, in.call.closed)
+	return in, nil
 }
 
 // Query sends req to the instance and returns its response.
@@ -63,9 +68,12 @@ func (in *Instance) Query(ctx context.Context, req []byte) ([]byte, error) {
 	if in.err != nil {
 		return nil, in.err
 	}
-	ctx, end, ok := in.r.begin(ctx)
-	defer end()
-	if !ok || !in.mem.enter() { // the runtime was closed
+	if !in.r.enter() {
+		in.kill(ctx, &RunError{Err: ErrClosed, Op: "query"})
+		return nil, in.err
+	}
+	defer in.r.inflight.Done()
+	if !in.mem.enter() { // the memory was released: the runtime is closing
 		in.kill(ctx, &RunError{Err: ErrClosed, Op: "query"})
 		return nil, in.err
 	}
@@ -74,14 +82,23 @@ func (in *Instance) Query(ctx context.Context, req []byte) ([]byte, error) {
 		return nil, &RunError{Err: ErrLimit, Op: "query", Detail: fmt.Sprintf("request of %d bytes, at most %d", len(req), in.cfg.MaxMessage)}
 	}
 	st := in.st
-	st.req, st.resp, st.responded = append(make([]byte, 0, len(req)), req...), st.resp[:0], false
+	st.reqBuf = append(st.reqBuf[:0], req...)
+	st.req, st.resp, st.responded = st.reqBuf[:len(req):len(req)], st.resp[:0], false
 	defer st.endQuery()
-	callCtx, cancel := context.WithTimeout(context.WithValue(ctx, runKey{}, st), in.cfg.Timeout)
-	defer cancel()
-	res, err := in.query.Call(callCtx)
-	if err != nil {
+	end := in.call.start(ctx, in.r.done)
+	res, err := in.query.Call(in.call)
+	stopped := end()
+	switch {
+	case err != nil && stopped && ctxExit(err):
+		in.kill(ctx, in.call.stopError("query"))
+		return nil, in.err
+	case err != nil:
 		in.kill(ctx, classify("query", ctx, err, st))
 		return nil, in.err
+	case stopped:
+		// The guest answered just before the deadline, the caller or the runtime stopped it:
+		// the answer stands, but Done stays closed, so the instance cannot serve another call.
+		in.kill(ctx, in.call.stopError("query"))
 	}
 	if status := int32(res[0]); status != 0 {
 		return nil, &RunError{Err: ErrExit, Op: "query", ExitCode: uint32(status), Detail: "the program refused the query"}
@@ -94,6 +111,7 @@ func (in *Instance) Query(ctx context.Context, req []byte) ([]byte, error) {
 
 func (in *Instance) kill(ctx context.Context, err error) {
 	in.err = err
+	in.unhook()
 	_ = in.mod.Close(ctx)
 	in.mem.end()
 	_ = in.st.closeAll()
