@@ -95,8 +95,9 @@ type cedarRules struct {
 	set    *cedar.PolicySet
 	byID   map[types.PolicyID]*cedarRule
 	groups []string
-	never  []string // "id (pos)" of rules whose conditions are constantly false
-	loose  []string // "id (pos)" of permits that let a program run on the data without naming it
+	never  []string   // "id (pos)" of rules whose conditions are constantly false
+	loose  []string   // "id (pos)" of permits that let a program run on the data without naming it
+	use    contextUse // the context attributes the rules read
 }
 
 var cedarErrPos = regexp.MustCompile(`at <input>:(\d+):(\d+)`)
@@ -135,6 +136,7 @@ func (cedarLanguage) Compile(src string, origin Origin) (Rules, error) {
 		if unpinned(ast) {
 			r.loose = append(r.loose, fmt.Sprintf("%s (%s)", rule.id, rule.pos))
 		}
+		r.use |= contextUseOf(ast)
 		r.set.Add(rule.id, p)
 		r.byID[rule.id] = rule
 	}
@@ -241,7 +243,7 @@ func (r *cedarRules) Evaluate(in *RuleInput) (bool, []Reason) {
 		Principal: types.NewEntityUID("Styx::Party", types.String(in.Principal)),
 		Action:    types.NewEntityUID("Styx::Action", types.String(in.Request.Action)),
 		Resource:  types.NewEntityUID("Styx::Pad", types.String(in.Pad.ID)),
-		Context:   cedarContextFor(in),
+		Context:   cedarContextFor(in, r.use),
 	}
 	ents := &cedarEntities{principal: req.Principal, resource: req.Resource, in: in}
 	dec, diag := cedar.Authorize(r.set, ents, req)

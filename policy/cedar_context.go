@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/cedar-policy/cedar-go/types"
+	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 
 	"github.com/styx-tee/styx/party"
 )
@@ -49,31 +50,97 @@ func groupSet(groups []string) types.EntityUIDSet {
 
 // ruleMemo caches, for one decision, the parts of the Cedar request that every source shares.
 type ruleMemo struct {
-	shared   types.RecordMap      // context without depth
-	byDepth  map[int]types.Record // full contexts by depth
+	contexts map[contextKey]types.Record // by the attributes present and, if present, the depth
+	uses     *[2]types.Record            // uses, party_uses
 	resource *types.Entity
 }
 
-// cedarContextFor returns the context for in, reusing the decision's memo when there is one.
-func cedarContextFor(in *RuleInput) types.Record {
+type contextKey struct {
+	use   contextUse
+	depth int // 0 unless use has ctxDepth
+}
+
+// contextUse is the set of context attributes a rule set's conditions read (a bit each).
+type contextUse uint16
+
+const (
+	ctxNow contextUse = 1 << iota
+	ctxPurpose
+	ctxProgram
+	ctxJob
+	ctxUses
+	ctxPartyUses
+	ctxTEE
+	ctxOutput
+	ctxDepth
+	ctxAll = ctxDepth<<1 - 1
+)
+
+var contextAttrs = map[types.String]contextUse{"now": ctxNow, "purpose": ctxPurpose, "program": ctxProgram, "job": ctxJob,
+	"uses": ctxUses, "party_uses": ctxPartyUses, "tee": ctxTEE, "output": ctxOutput, "depth": ctxDepth}
+
+// contextUseOf returns the context attributes p's conditions read: those named in
+// context.NAME and context has NAME, or every attribute if context appears any other way
+// (as a whole value). A condition cannot observe an attribute it never names, so the
+// context record of a rule set may hold only what it names; a policy's rules are parsed
+// with it, so an updated policy brings its own set.
+func contextUseOf(p *xast.Policy) contextUse {
+	var use contextUse
+	vars, named := 0, 0
+	isContext := func(n xast.IsNode) bool {
+		v, ok := n.(xast.NodeTypeVariable)
+		return ok && v.Name == "context"
+	}
+	for _, c := range p.Conditions {
+		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
+			switch n := n.(type) {
+			case xast.NodeTypeAccess:
+				if isContext(n.Arg) {
+					named++
+					use |= contextAttrs[n.Value]
+				}
+			case xast.NodeTypeHas:
+				if isContext(n.Arg) {
+					named++
+					use |= contextAttrs[n.Value]
+				}
+			case xast.NodeTypeVariable:
+				if n.Name == "context" {
+					vars++
+				}
+			}
+			return true
+		})
+	}
+	if vars != named {
+		return ctxAll
+	}
+	return use
+}
+
+// cedarContextFor returns the context for in holding the attributes in use, reusing the
+// decision's memo when there is one. What it holds is built for every decision: now and the
+// counters change between decisions.
+func cedarContextFor(in *RuleInput, use contextUse) types.Record {
 	m := in.memo
 	if m == nil {
-		return cedarContext(in)
+		return cedarContext(in, use, nil)
 	}
-	if r, ok := m.byDepth[in.Depth]; ok {
+	k := contextKey{use: use}
+	if use&ctxDepth != 0 {
+		k.depth = in.Depth
+	}
+	if r, ok := m.contexts[k]; ok {
 		return r
 	}
-	if m.shared == nil {
-		m.shared = cedarShared(in)
-		m.byDepth = map[int]types.Record{}
+	if use&(ctxUses|ctxPartyUses) != 0 && m.uses == nil {
+		m.uses = &[2]types.Record{cedarUses(in.Uses), cedarUses(in.PartyUses)}
 	}
-	ctx := make(types.RecordMap, len(m.shared)+1)
-	for k, v := range m.shared {
-		ctx[k] = v
+	r := cedarContext(in, use, m.uses)
+	if m.contexts == nil {
+		m.contexts = map[contextKey]types.Record{}
 	}
-	ctx["depth"] = types.Long(in.Depth)
-	r := types.NewRecord(ctx)
-	m.byDepth[in.Depth] = r
+	m.contexts[k] = r
 	return r
 }
 
@@ -93,26 +160,46 @@ func clampLong(n uint64) types.Long {
 	return types.Long(n)
 }
 
-// cedarContext builds the context record of the Styx schema; every attribute is always present, so
-// rules never fail on a missing attribute (an absent output has kind "" and size 0).
-func cedarContext(in *RuleInput) types.Record {
-	ctx := cedarShared(in)
-	ctx["depth"] = types.Long(in.Depth)
-	return types.NewRecord(ctx)
-}
-
-func cedarShared(in *RuleInput) types.RecordMap {
-	r := in.Request
-	return types.RecordMap{
-		"now":        types.NewDatetime(r.Now),
-		"purpose":    types.String(r.Purpose),
-		"program":    types.String(r.Program),
-		"job":        types.String(r.Job),
-		"uses":       cedarUses(in.Uses),
-		"party_uses": cedarUses(in.PartyUses),
-		"tee":        fixedRecords.tee(r.TEE),
-		"output":     fixedRecords.output(r.Output),
+// cedarContext builds the context record of the Styx schema with the attributes in use (the
+// uses records from uses if not nil); with ctxAll every attribute is present, so rules never
+// fail on a missing attribute (an absent output has kind "" and size 0).
+func cedarContext(in *RuleInput, use contextUse, uses *[2]types.Record) types.Record {
+	if use == 0 {
+		return types.NewRecord(nil)
 	}
+	r := in.Request
+	ctx := make(types.RecordMap, 9)
+	if use&ctxNow != 0 {
+		ctx["now"] = types.NewDatetime(r.Now)
+	}
+	if use&ctxPurpose != 0 {
+		ctx["purpose"] = types.String(r.Purpose)
+	}
+	if use&ctxProgram != 0 {
+		ctx["program"] = types.String(r.Program)
+	}
+	if use&ctxJob != 0 {
+		ctx["job"] = types.String(r.Job)
+	}
+	if use&(ctxUses|ctxPartyUses) != 0 && uses == nil {
+		uses = &[2]types.Record{cedarUses(in.Uses), cedarUses(in.PartyUses)}
+	}
+	if use&ctxUses != 0 {
+		ctx["uses"] = uses[0]
+	}
+	if use&ctxPartyUses != 0 {
+		ctx["party_uses"] = uses[1]
+	}
+	if use&ctxTEE != 0 {
+		ctx["tee"] = fixedRecords.tee(r.TEE)
+	}
+	if use&ctxOutput != 0 {
+		ctx["output"] = fixedRecords.output(r.Output)
+	}
+	if use&ctxDepth != 0 {
+		ctx["depth"] = types.Long(in.Depth)
+	}
+	return types.NewRecord(ctx)
 }
 
 // fixedRecords keeps the context's "tee" and "output" records by the request fields they are
