@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/styx-tee/styx/api"
-	"github.com/styx-tee/styx/party"
 )
 
 // A job runs the program the sandbox compiled when it was added, from the sandbox's cache in
@@ -15,13 +14,8 @@ import (
 // name is refused.
 func TestJobRunsProgramFromCompiledCache(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	ck, err := party.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, closeAll := openTestEngine(t, dir, ck)
-	w := newWorld(t, e, "")
+	w, restart := newRestartableWorld(t)
+	e := w.e
 	if err := e.blobs.Delete(ctx, progBlob(w.prog)); err != nil {
 		t.Fatal(err)
 	}
@@ -31,10 +25,7 @@ func TestJobRunsProgramFromCompiledCache(t *testing.T) {
 	if st := w.runHere(t); st.State != api.JobDone {
 		t.Fatalf("job with the program compiled in memory: %s (%s), want done", st.State, fmtAPIErr(st.Error))
 	}
-	closeAll()
-
-	w.e, closeAll = openTestEngine(t, dir, ck)
-	defer closeAll()
+	restart()
 	st := w.runHere(t)
 	if st.State != api.JobFailed || st.Error == nil || !strings.Contains(st.Error.Message, "does not hash to its name") {
 		t.Fatalf("job with a cold cache and a replaced module: %s (%s), want failed: does not hash to its name", st.State, fmtAPIErr(st.Error))

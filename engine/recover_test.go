@@ -90,6 +90,26 @@ func openTestEngine(t *testing.T, dir string, ck *party.Key) (e *Engine, closeAl
 	return e, closeAll
 }
 
+// newRestartableWorld opens an engine on a fresh directory and makes a world in it. restart
+// closes that engine and opens another on the same state, as a node restarting does, and points
+// w at it; the last one is closed when the test ends.
+func newRestartableWorld(t *testing.T) (w *world, restart func()) {
+	t.Helper()
+	dir := t.TempDir()
+	ck, err := party.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, closeAll := openTestEngine(t, dir, ck)
+	t.Cleanup(func() { closeAll() })
+	w = newWorld(t, e, "")
+	return w, func() {
+		t.Helper()
+		closeAll()
+		w.e, closeAll = openTestEngine(t, dir, ck)
+	}
+}
+
 // putOutput stores what sealing an output of job leaves behind: key, blob and record.
 func putOutput(t *testing.T, e *Engine, id, job string) {
 	t.Helper()
@@ -169,13 +189,8 @@ func TestInterruptedJobFailsAndLosesItsOutputs(t *testing.T) {
 // queued again when the engine restarts, and runs.
 func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	ck, err := party.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, closeAll := openTestEngine(t, dir, ck)
-	w := newWorld(t, e, "")
+	w, restart := newRestartableWorld(t)
+	e := w.e
 	id := newJobID()
 	spec := api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad}, Purpose: "research",
 		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
@@ -188,10 +203,8 @@ func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
 		ID: id, State: api.JobQueued, Submitter: w.owner.Identity().ID().String(), Spec: spec, Submitted: e.now().UTC()}}); err != nil {
 		t.Fatal(err)
 	}
-	closeAll()
-
-	e, closeAll = openTestEngine(t, dir, ck)
-	defer closeAll()
+	restart()
+	e = w.e
 	e.cfg.MaxWait = 3 * time.Minute // a bound, ample even under -race
 	e.Start(ctx)
 	st, err := e.Job(ctx, w.owner.Identity(), id, true)
@@ -207,13 +220,8 @@ func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
 // logged, once, when the requests are sent again to the restarted engine.
 func TestRetriedRevocationAndUpdateAreLogged(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	ck, err := party.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, closeAll := openTestEngine(t, dir, ck)
-	w := newWorld(t, e, "")
+	w, restart := newRestartableWorld(t)
+	e := w.e
 	u := api.SignPolicyUpdate(w.owner, w.pad, ownerPolicy(w.owner, "2", ""), e.now())
 	rv := api.SignRevocation(w.owner, w.pad, "leaving", e.now())
 	// What UpdatePolicy and Revoke store before they log.
@@ -224,10 +232,8 @@ func TestRetriedRevocationAndUpdateAreLogged(t *testing.T) {
 	if err := e.createJSON(ctx, store.Revocations, w.pad, rv); err != nil {
 		t.Fatal(err)
 	}
-	closeAll()
-
-	e, closeAll = openTestEngine(t, dir, ck)
-	defer closeAll()
+	restart()
+	e = w.e
 	count := func(kind audit.Kind) int {
 		n := 0
 		for i := range e.audit.Size() {
