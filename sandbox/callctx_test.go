@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -100,35 +101,11 @@ func TestQueryTableReuse(t *testing.T) {
 	} {
 		h, rows, errno := read(c.req)
 		fresh := newTable(bytes.NewReader([]byte(c.req)))
-		if errno != c.errno || !equalStrings(h, c.header) || !equalFloats(rows, c.rows) {
+		if errno != c.errno || !slices.Equal(h, c.header) || !slices.Equal(rows, c.rows) {
 			t.Fatalf("query %d %q: header %q rows %v errno %d, want %q %v %d", i, c.req, h, rows, errno, c.header, c.rows, c.errno)
 		}
-		if c.header != nil && !equalStrings(fresh.header, h) {
+		if c.header != nil && !slices.Equal(fresh.header, h) {
 			t.Fatalf("query %d: reused header %q, fresh %q", i, h, fresh.header)
 		}
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFloats(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
