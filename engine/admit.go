@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
@@ -34,46 +36,112 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 		a.inputs = append(a.inputs, name)
 	}
 	sort.Strings(a.inputs)
-	for _, name := range a.inputs {
-		ch, err := e.loadChain(ctx, spec.Inputs[name])
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", name, err)
-		}
-		a.chains[name] = ch
-		base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job}
-		reqs := []request{withAction(base, policy.ActionUse, nil)}
-		for _, o := range spec.Outputs {
-			// The output does not exist yet: its size and aggregation are checked by the output
-			// pipeline, on the real thing.
-			reqs = append(reqs, withAction(base, policy.ActionDerive, &policy.OutputClaim{Kind: policy.Kind(o.Kind), Pending: true}))
-		}
-		for _, r := range reqs {
-			d, err := e.decide(ctx, ch, r)
-			if err != nil {
-				return nil, err
+	// Every input's chain and decisions take a few sequential store reads and depend on no
+	// other input's: evaluate the inputs at once, then gather in name order.
+	type evaluated struct {
+		ch        *chain
+		decisions []policy.Decision
+		err       error
+	}
+	evals := make([]evaluated, len(a.inputs))
+	var wg sync.WaitGroup
+	for i, name := range a.inputs {
+		wg.Go(func() {
+			ev := &evals[i]
+			ev.ch, ev.decisions, ev.err = e.evaluateInput(ctx, caller, job, spec, spec.Inputs[name])
+			if ev.err != nil {
+				ev.err = fmt.Errorf("input %s: %w", name, ev.err)
 			}
+		})
+	}
+	wg.Wait()
+	for i, name := range a.inputs {
+		ev := evals[i]
+		if ev.err != nil { // the first input's error, as one after another would report
+			return nil, ev.err
+		}
+		a.chains[name] = ev.ch
+		for _, d := range ev.decisions {
 			a.decisions = append(a.decisions, inputDecision{name, d})
 			a.allowed = a.allowed && d.Allow
 		}
 	}
 	if a.allowed && reserve {
 		e.at("reserve")
-		// A reservation denied here lost a race for the last use: the job is denied, the
-		// reservations already made stay taken (conservative), and no further one is made.
-		for i := range a.decisions {
-			if a.decisions[i].d.Action != policy.ActionUse {
-				continue
-			}
-			if err := e.reserve(ctx, &a.decisions[i].d); err != nil {
-				return nil, err
-			}
-			if !a.decisions[i].d.Allow {
-				a.allowed = false
-				break
-			}
+		if err := e.reserveAll(ctx, a.decisions); err != nil {
+			return nil, err
+		}
+		for _, d := range a.decisions {
+			a.allowed = a.allowed && d.d.Allow
 		}
 	}
 	return a, nil
+}
+
+// evaluateInput loads the chain of input Pad id and decides "use" and "derive" for every
+// declared output on it.
+func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, id string) (*chain, []policy.Decision, error) {
+	ch, err := e.loadChain(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job}
+	reqs := []request{withAction(base, policy.ActionUse, nil)}
+	for _, o := range spec.Outputs {
+		// The output does not exist yet: its size and aggregation are checked by the output
+		// pipeline, on the real thing.
+		reqs = append(reqs, withAction(base, policy.ActionDerive, &policy.OutputClaim{Kind: policy.Kind(o.Kind), Pending: true}))
+	}
+	decisions := make([]policy.Decision, 0, len(reqs))
+	for _, r := range reqs {
+		d, err := e.decide(ctx, ch, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		decisions = append(decisions, d)
+	}
+	return ch, decisions, nil
+}
+
+// reserveAll takes one use of every counter the "use" decisions oblige, all at once: each
+// reservation is its own compare-and-set and waits on a durable write, so one after another
+// they would add up. A reservation that finds its limit reached lost a race for the last use
+// (the decisions saw every counter below its limit): it turns its decision into a deny. The
+// other reservations, made at the same time, stay taken: a counter never goes backwards, so a
+// job that loses such a race may consume one use of its other inputs (conservative: no limit
+// is ever exceeded). A store error fails admission the same way, with what was taken kept.
+func (e *Engine) reserveAll(ctx context.Context, decisions []inputDecision) error {
+	type slot struct {
+		d   *policy.Decision
+		c   policy.Counter
+		hit bool // the limit was reached
+		err error
+	}
+	var slots []*slot
+	for i := range decisions {
+		d := &decisions[i].d
+		if d.Action != policy.ActionUse {
+			continue
+		}
+		for _, c := range d.Obligations.Counters {
+			slots = append(slots, &slot{d: d, c: c})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		wg.Go(func() { s.hit, s.err = e.reserveOne(ctx, s.c) })
+	}
+	wg.Wait()
+	var errs []error
+	for _, s := range slots {
+		switch {
+		case s.err != nil:
+			errs = append(errs, s.err)
+		case s.hit:
+			limitReached(s.d, s.c)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func withAction(r request, a policy.Action, out *policy.OutputClaim) request {

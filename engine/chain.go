@@ -286,19 +286,32 @@ func (e *Engine) uses(ctx context.Context, pad string, action policy.Action, cal
 // (conservative: a use is never given back).
 func (e *Engine) reserve(ctx context.Context, d *policy.Decision) error {
 	for _, c := range d.Obligations.Counters {
-		limit := c.Limit
-		if limit == 0 {
-			limit = math.MaxUint64
+		hit, err := e.reserveOne(ctx, c)
+		if err != nil {
+			return err
 		}
-		if _, err := e.st.Reserve(ctx, counterKey(c.Key), 1, limit); err != nil {
-			if errors.Is(err, store.ErrLimitReached) {
-				limitReached(d, c)
-				return nil
-			}
-			return fmt.Errorf("engine: reserve %s: %w", counterKey(c.Key), err)
+		if hit {
+			limitReached(d, c)
+			return nil
 		}
 	}
 	return nil
+}
+
+// reserveOne takes one use of counter c, and reports whether its limit was already reached
+// (nothing taken then).
+func (e *Engine) reserveOne(ctx context.Context, c policy.Counter) (limitHit bool, err error) {
+	limit := c.Limit
+	if limit == 0 {
+		limit = math.MaxUint64
+	}
+	if _, err := e.st.Reserve(ctx, counterKey(c.Key), 1, limit); err != nil {
+		if errors.Is(err, store.ErrLimitReached) {
+			return true, nil
+		}
+		return false, fmt.Errorf("engine: reserve %s: %w", counterKey(c.Key), err)
+	}
+	return false, nil
 }
 
 // limitReached denies d because counter c reached its limit between decision and reservation.
