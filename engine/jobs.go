@@ -56,20 +56,21 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 		return nil, err
 	}
 	e.log.Info("job admitted", "job", id, "submitter", caller.ID(), "program", spec.Program)
-	return e.Job(ctx, caller, id, spec.Wait)
+	if !spec.Wait {
+		return &rec.Status, nil // as recorded: queued (a worker may have started it since)
+	}
+	return e.Job(ctx, caller, id, true)
 }
 
-// publish queues job id and records the message's sequence. The queue deduplicates messages by
-// job id within its window, so publishing a job twice yields one message; after the window a
-// second message is told apart by its sequence (claim).
+// publish queues job id. The queue deduplicates messages by job id within its window, so
+// publishing a job twice yields one message; after the window, the worker that receives a
+// message binds the job to its sequence (claim) and drops any other message for it as a
+// duplicate. The submitter does not claim: that would be one more durable write before the
+// job is admitted, and the worker's claim covers every case.
 func (e *Engine) publish(ctx context.Context, id string) error {
 	msg, _ := json.Marshal(struct{ ID string }{id})
-	seq, err := e.st.Jobs().Publish(ctx, id, msg)
-	if err != nil {
+	if _, err := e.st.Jobs().Publish(ctx, id, msg); err != nil {
 		return fmt.Errorf("engine: queue job %s: %w", id, err)
-	}
-	if _, err := e.claim(ctx, id, seq); err != nil {
-		e.log.Warn("record job message", "job", id, "err", err) // the worker records it
 	}
 	return nil
 }
@@ -93,9 +94,9 @@ func (e *Engine) claim(ctx context.Context, id string, seq uint64) (dup bool, er
 	return dup, err
 }
 
-// requeue publishes again every queued job whose message was never confirmed: a crash between
-// recording a job and queueing it would otherwise leave it queued forever. The queue's
-// deduplication and claim make this harmless for a job whose message did make it.
+// requeue publishes again every queued job no worker has claimed yet: a crash between recording
+// a job and queueing it would otherwise leave it queued forever. The queue's deduplication and
+// the worker's claim make this harmless for a job whose message did make it.
 func (e *Engine) requeue(ctx context.Context) {
 	keys, err := e.st.Keys(ctx, store.JobRecords, "")
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -216,6 +216,55 @@ func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
 	}
 }
 
+// A job whose message reached the queue but that no worker had claimed when the node stopped is
+// published again at restart (it looks like one without a message); it still runs exactly once.
+func TestQueuedUnclaimedJobRunsOnceAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	w, restart := newRestartableWorld(t)
+	e := w.e
+	id := newJobID()
+	spec := api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad}, Purpose: "research",
+		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
+	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true)
+	if err != nil || !a.allowed {
+		t.Fatalf("admission: %v %v", err, a.reasons())
+	}
+	// What SubmitJob writes and publishes; the worker never started.
+	if err := e.createJSON(ctx, store.JobRecords, id, &jobRecord{Caller: w.owner.Identity().String(), Status: api.JobStatus{
+		ID: id, State: api.JobQueued, Submitter: w.owner.Identity().ID().String(), Spec: spec, Submitted: e.now().UTC()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.publish(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	e = w.e
+	e.cfg.MaxWait = 3 * time.Minute // a bound, ample even under -race
+	e.Start(ctx)
+	st, err := e.Job(ctx, w.owner.Identity(), id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != api.JobDone || st.Outputs["count"] == "" {
+		t.Fatalf("job queued before the restart is %s (%s), want done", st.State, fmtAPIErr(st.Error))
+	}
+	// Give a second message, had there been one, time to reach the worker.
+	time.Sleep(500 * time.Millisecond)
+	done := 0
+	for i := range e.audit.Size() {
+		en, err := e.audit.Read(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if en.Event.Kind == audit.KindJobDone && en.Event.Job == id {
+			done++
+		}
+	}
+	if done != 1 {
+		t.Fatalf("the job finished %d times, want once", done)
+	}
+}
+
 // A revocation and a policy update stored by requests that crashed before logging them are
 // logged, once, when the requests are sent again to the restarted engine.
 func TestRetriedRevocationAndUpdateAreLogged(t *testing.T) {
