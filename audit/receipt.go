@@ -163,15 +163,23 @@ func diffClaims(a, b *Claims) string {
 // IssueReceipt logs c as a job.done or release event (with the given actor and details), signs a
 // head covering it, and returns the receipt.
 func (l *Log) IssueReceipt(ctx context.Context, c Claims, actor string, details map[string]string) (*Receipt, error) {
+	return l.IssueReceiptAfter(ctx, c, actor, details)
+}
+
+// IssueReceiptAfter is IssueReceipt with events logged just before the receipt's own, in the
+// same durable write (a job's "use" event and its receipt, say): all of them are logged or none.
+// An invalid event or claim fails before anything is written.
+func (l *Log) IssueReceiptAfter(ctx context.Context, c Claims, actor string, details map[string]string, before ...Event) (*Receipt, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	kind, _ := c.Kind.eventKind()
-	e, err := l.Append(ctx, Event{Kind: kind, Actor: actor, Job: c.Job, Pads: c.pads(), Details: details, Receipt: &c})
+	evs := append(slices.Clip(before), Event{Kind: kind, Actor: actor, Job: c.Job, Pads: c.pads(), Details: details, Receipt: &c})
+	es, err := l.AppendBatch(ctx, evs)
 	if err != nil {
 		return nil, err
 	}
-	return l.receiptFor(ctx, e)
+	return l.receiptFor(ctx, es[len(es)-1])
 }
 
 // Receipt returns a receipt for the receipt-carrying entry at index under a current signed head:

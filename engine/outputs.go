@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/audit"
@@ -91,15 +93,14 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 		}
 		return nil, "", &abortError{reasons: reasons}
 	}
-	if _, err := e.audit.Append(ctx, audit.Event{Kind: audit.KindUse, Actor: caller.ID().String(), Job: st.ID,
-		Pads: padsOf(h), Details: map[string]string{"program": st.Spec.Program}}); err != nil {
-		return nil, "", err
-	}
 	details := map[string]string{"purpose": st.Spec.Purpose}
 	if e.Simulated() {
 		details["tee"] = "simulated: no hardware protection"
 	}
-	r, err := e.audit.IssueReceipt(ctx, claims, caller.ID().String(), details)
+	// The use of the inputs and the job's receipt go to the log in one durable write.
+	use := audit.Event{Kind: audit.KindUse, Actor: caller.ID().String(), Job: st.ID,
+		Pads: padsOf(h), Details: map[string]string{"program": st.Spec.Program}}
+	r, err := e.audit.IssueReceiptAfter(ctx, claims, caller.ID().String(), details, use)
 	if err != nil {
 		return nil, "", fmt.Errorf("engine: receipt: %w", err)
 	}
@@ -250,12 +251,15 @@ func (e *Engine) sealDerived(ctx context.Context, caller *party.Identity, st *ap
 	if c.kind == string(policy.KindAggregate) {
 		rec.Aggregation = h.fewestRows(c.from)
 	}
-	// Key first, then blob, then the record that makes the Pad exist: a crash leaves at most
-	// an unreachable key or blob, never a Pad without its key.
-	if err := e.putDataKey(ctx, rec.ID, dk); err != nil {
-		return nil, err
-	}
-	if _, err := e.blobs.Put(ctx, padBlob(rec.ID), &sealed); err != nil {
+	// Key and blob (at once: each waits on its own durable write), then the record that makes
+	// the Pad exist: a crash leaves at most an unreachable key or blob, never a Pad without its
+	// key.
+	var keyErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { keyErr = e.putDataKey(ctx, rec.ID, dk) })
+	_, blobErr := e.blobs.Put(ctx, padBlob(rec.ID), &sealed)
+	wg.Wait()
+	if err := errors.Join(keyErr, blobErr); err != nil {
 		return nil, err
 	}
 	if err := e.createJSON(ctx, store.Pads, rec.ID, rec); err != nil {
