@@ -32,6 +32,7 @@ type Identity struct {
 	x     hpke.PublicKey
 	xwing hpke.PublicKey
 	id    ID
+	str   string // the identity string, encoded once: every signed request carries it
 }
 
 // ParseIdentity parses an identity string ("styx1…"). Surrounding white space is ignored;
@@ -97,7 +98,9 @@ func (id *Identity) Bytes() []byte {
 }
 
 // String returns the identity string ("styx1…"), the form people copy and paste.
-func (id *Identity) String() string {
+func (id *Identity) String() string { return id.str }
+
+func (id *Identity) encode() string {
 	body := id.Bytes()
 	sum := checksum("styx identity", body)
 	return IdentityPrefix + strings.ToLower(b32.EncodeToString(append(body, sum[:]...)))
@@ -131,8 +134,10 @@ func (id *Identity) Verify(domain string, msg, sig []byte) bool {
 	return len(sig) == ed25519.SignatureSize && ed25519.Verify(id.sign, signedMessage(domain, msg), sig)
 }
 
+// computeID derives the fingerprint and the identity string of a freshly built identity.
 func (id *Identity) computeID() {
 	id.id = ID(sha256.Sum256(append([]byte("styx party id\x00"), id.Bytes()...)))
+	id.str = id.encode()
 }
 
 // abbrev shortens a string for an error message.
