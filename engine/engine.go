@@ -77,6 +77,7 @@ type Engine struct {
 	queries *queryServer
 
 	policies sync.Map // policy digest ([32]byte) → *policy.Policy
+	parties  sync.Map // party.ID → struct{}: identities this engine stored or found stored
 
 	// epoch counts the revocations, policy updates and retention deletions this engine stored.
 	// A running job's every read compares it with the epoch its last decision saw and decides

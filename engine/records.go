@@ -121,14 +121,23 @@ func errNoPad(id string) error {
 
 // rememberParty records the full identity of a party the node has seen sign a request, so that
 // a policy's required recipients (named by short id) can be resolved for releases.
+// A party's record never changes once stored, so the engine remembers which it has seen stored
+// and skips the store read on that party's later requests.
 func (e *Engine) rememberParty(ctx context.Context, id *party.Identity) {
-	key := partyKey(id.ID().String())
-	if _, _, err := e.st.Get(ctx, store.Meta, key); err == nil {
+	if _, ok := e.parties.Load(id.ID()); ok {
 		return
 	}
-	if err := e.createJSON(ctx, store.Meta, key, id.String()); err != nil && !errors.Is(err, store.ErrExists) {
-		e.log.Warn("remember party", "party", id, "err", err)
+	key := partyKey(id.ID().String())
+	if _, _, err := e.st.Get(ctx, store.Meta, key); err == nil {
+		e.parties.Store(id.ID(), struct{}{})
+		return
 	}
+	err := e.createJSON(ctx, store.Meta, key, id.String())
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		e.log.Warn("remember party", "party", id, "err", err)
+		return
+	}
+	e.parties.Store(id.ID(), struct{}{})
 }
 
 func (e *Engine) lookupParty(ctx context.Context, id party.ID) (*party.Identity, error) {

@@ -308,3 +308,24 @@ func TestRetriedRevocationAndUpdateAreLogged(t *testing.T) {
 		}
 	}
 }
+
+// A party the engine remembered is found again by its short id, also by an engine restarted on
+// the same state, which starts with nothing in memory.
+func TestRememberedPartySurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	w, restart := newRestartableWorld(t)
+	p := newParty(t)
+	if _, err := w.e.lookupParty(ctx, p.Identity().ID()); err == nil {
+		t.Fatal("a party never seen was found")
+	}
+	w.e.rememberParty(ctx, p.Identity())
+	w.e.rememberParty(ctx, p.Identity()) // known: no second record, no error
+	restart()
+	for range 2 {
+		got, err := w.e.lookupParty(ctx, p.Identity().ID())
+		if err != nil || !got.Equal(p.Identity()) {
+			t.Fatalf("remembered party after a restart: %v (%v)", got, err)
+		}
+		w.e.rememberParty(ctx, p.Identity()) // found stored, remembered in memory
+	}
+}
