@@ -25,7 +25,7 @@ const PoolSize = 2
 type queryServer struct {
 	e      *Engine
 	mu     sync.Mutex
-	pools  map[string]*modelPool // "pad program querier" → pool
+	pools  map[poolKey]*modelPool
 	batch  map[batchKey]*batchCount
 	chains chainCache
 	leases leaseTable
@@ -36,11 +36,22 @@ type modelPool struct {
 	pool *sandbox.Pool
 }
 
-type batchKey struct{ pad, querier string }
+// The pools and audit batches are keyed by the querier's id itself, not its text: the text
+// costs a hash and two allocations, and the keys are looked up on every query.
+type poolKey struct {
+	pad, program string
+	querier      party.ID
+}
+
+type batchKey struct {
+	pad     string
+	querier party.ID
+}
+
 type batchCount struct{ allowed, denied int }
 
 func newQueryServer(e *Engine) *queryServer {
-	return &queryServer{e: e, pools: map[string]*modelPool{}, batch: map[batchKey]*batchCount{}}
+	return &queryServer{e: e, pools: map[poolKey]*modelPool{}, batch: map[batchKey]*batchCount{}}
 }
 
 var _ api.QuerySessionService = (*Engine)(nil)
@@ -149,7 +160,7 @@ func (e *Engine) decideQuery(ctx context.Context, ch *chain, caller party.ID, pr
 // warm instance keeps its memory between queries, so instances are never shared between
 // queriers: one querier's questions cannot reach another's answers through guest state.
 func (qs *queryServer) pool(ctx context.Context, model *padRecord, program string, querier party.ID) (*sandbox.Pool, error) {
-	key := model.ID + " " + program + " " + querier.String()
+	key := poolKey{model.ID, program, querier}
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
 	if mp, ok := qs.pools[key]; ok {
@@ -191,7 +202,7 @@ func (qs *queryServer) close() {
 func (qs *queryServer) count(pad string, querier party.ID, allowed bool) {
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	k := batchKey{pad, querier.String()}
+	k := batchKey{pad, querier}
 	c := qs.batch[k]
 	if c == nil {
 		c = &batchCount{}
@@ -226,16 +237,21 @@ func (qs *queryServer) flush(ctx context.Context) {
 	if len(batch) == 0 {
 		return
 	}
-	keys := make([]batchKey, 0, len(batch))
-	for k := range batch {
-		keys = append(keys, k)
+	type entry struct {
+		pad, querier string
+		c            *batchCount
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].pad+keys[i].querier < keys[j].pad+keys[j].querier })
-	evs := make([]audit.Event, 0, len(keys))
-	for _, k := range keys {
-		c := batch[k]
-		evs = append(evs, audit.Event{Kind: audit.KindQueryBatch, Actor: k.querier, Pads: []string{k.pad},
-			Details: map[string]string{"allowed": fmt.Sprint(c.allowed), "denied": fmt.Sprint(c.denied)}})
+	entries := make([]entry, 0, len(batch))
+	for k, c := range batch {
+		entries = append(entries, entry{k.pad, k.querier.String(), c})
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		return entries[i].pad+entries[i].querier < entries[j].pad+entries[j].querier
+	})
+	evs := make([]audit.Event, 0, len(entries))
+	for _, en := range entries {
+		evs = append(evs, audit.Event{Kind: audit.KindQueryBatch, Actor: en.querier, Pads: []string{en.pad},
+			Details: map[string]string{"allowed": fmt.Sprint(en.c.allowed), "denied": fmt.Sprint(en.c.denied)}})
 	}
 	if _, err := qs.e.audit.AppendBatch(context.WithoutCancel(ctx), evs); err != nil {
 		qs.e.log.Error("audit query batch", "err", err)

@@ -74,7 +74,7 @@ func (w *world) update(t *testing.T, version, lifecycle string) {
 
 // takeAll takes uses of key from e's leases from conc goroutines until the limit refuses one,
 // or until stop uses were taken, and returns how many were taken.
-func takeAll(t *testing.T, e *Engine, key string, limit uint64, conc, stop int) int {
+func takeAll(t *testing.T, e *Engine, key policy.CounterKey, limit uint64, conc, stop int) int {
 	t.Helper()
 	var n atomic.Int64
 	var wg sync.WaitGroup
@@ -104,7 +104,8 @@ func TestQueryLeasesNeverExceedTheLimit(t *testing.T) {
 	ctx := context.Background()
 	const K = 100
 	querier := newParty(t).Identity().ID()
-	key := counterKey(policy.CounterKey{Pad: "model-a", Action: policy.ActionQuery, Party: querier})
+	key := policy.CounterKey{Pad: "model-a", Action: policy.ActionQuery, Party: querier}
+	storeKey := counterKey(key)
 
 	t.Run("concurrent", func(t *testing.T) {
 		e := newTestEngine(t)
@@ -113,7 +114,7 @@ func TestQueryLeasesNeverExceedTheLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stored, err := e.st.Counter(ctx, key)
+		stored, err := e.st.Counter(ctx, storeKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestQueryLeasesNeverExceedTheLimit(t *testing.T) {
 		if total := int(used) + more; total != K {
 			t.Fatalf("admitted %d queries under a limit of %d", total, K)
 		}
-		if stored, _ := e.st.Counter(ctx, key); stored != K {
+		if stored, _ := e.st.Counter(ctx, storeKey); stored != K {
 			t.Fatalf("the store counts %d uses, want exactly %d", stored, K)
 		}
 	})
@@ -137,7 +138,7 @@ func TestQueryLeasesNeverExceedTheLimit(t *testing.T) {
 		dir := t.TempDir()
 		e, closeAll := openTestEngine(t, dir, ck)
 		before := takeAll(t, e, key, K, 4, K/2)
-		stored, _ := e.st.Counter(ctx, key)
+		stored, _ := e.st.Counter(ctx, storeKey)
 		closeAll() // a crash: the unused part of the lease is lost
 		e, closeAll = openTestEngine(t, dir, ck)
 		defer closeAll()
