@@ -146,7 +146,7 @@ func FuzzParseSessionFrame(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, _, _ := sealSessionQuery(keys, "/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/query", "AAAAAAAAAAAAAAAAAAAAAA", []byte("q"), testNow)
+	good, _ := sealSessionQuery(keys, "/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/query", "AAAAAAAAAAAAAAAAAAAAAA", []byte("q"), testNow)
 	f.Add(good)
 	f.Add(good[:sessionFrameHeader])
 	f.Add(good[:sessionFrameHeader-1])

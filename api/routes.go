@@ -74,10 +74,9 @@ type call struct {
 	body   *hashedBody     // streamBody routes
 	json   []byte          // jsonBody routes: the verified body; session routes: the authenticated input
 	// session routes: the session that authenticated the request, its nonce and input hash
-	session    *querySession
-	nonce      string
-	bodySHA256 string
-	status     int // success status; zero means 200
+	session *querySession
+	bind    sessionBinding
+	status  int // success status; zero means 200
 }
 
 func (s *Server) buildHandler() http.Handler {

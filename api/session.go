@@ -9,9 +9,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"log/slog"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/styx-tee/styx/party"
@@ -95,9 +97,22 @@ func sessionSealInfo(pad, program, id string, expires time.Time, nonce []byte) [
 	return append([]byte(s), nonce...)
 }
 
-// sessionAnswerAD binds an answer to its session, model, serving program and request.
-func sessionAnswerAD(id, pad, program, nonce, contentSHA256 string) []byte {
-	return []byte(strings.Join([]string{labelAnswerAD, id, pad, program, nonce, contentSHA256}, "\x00"))
+// A sessionBinding is what a session query's answer is bound to besides the session: the
+// request's nonce and its input's SHA-256, as the frame carries them.
+type sessionBinding struct {
+	nonce [16]byte
+	sum   [32]byte
+}
+
+// sessionAnswerAD binds an answer to its session, model, serving program and request: the
+// fields joined by NUL, the nonce in base64url without padding and the input's hash in
+// lowercase hex. It appends to dst.
+func sessionAnswerAD(dst []byte, id, pad, program string, b *sessionBinding) []byte {
+	for _, f := range []string{labelAnswerAD, id, pad, program} {
+		dst = append(append(dst, f...), 0)
+	}
+	dst = append(base64.RawURLEncoding.AppendEncode(dst, b.nonce[:]), 0)
+	return hex.AppendEncode(dst, b.sum[:])
 }
 
 // SessionCanonical returns the string a session request's MAC covers: one field per line, each
@@ -112,18 +127,31 @@ func sessionAnswerAD(id, pad, program, nonce, contentSHA256 string) []byte {
 //	NONCE      the frame's nonce, base64url without padding
 //	INPUT-SHA256  lowercase hex SHA-256 of the frame's input
 func SessionCanonical(method, requestURI, session, date, nonce, contentSHA256 string) []byte {
-	var b strings.Builder
+	var b []byte
 	for _, f := range []string{sessionCanonicalVersion, method, requestURI, session, date, nonce, contentSHA256} {
-		b.WriteString(f)
-		b.WriteByte('\n')
+		b = append(append(b, f...), '\n')
 	}
-	return []byte(b.String())
+	return b
+}
+
+// appendSessionCanonical appends to dst what SessionCanonical returns for a frame dated date
+// (whole seconds, UTC) with nonce and input hash b, encoding them on the way.
+func appendSessionCanonical(dst []byte, method, requestURI, session string, date time.Time, b *sessionBinding) []byte {
+	for _, f := range []string{sessionCanonicalVersion, method, requestURI, session} {
+		dst = append(append(dst, f...), '\n')
+	}
+	dst = append(date.UTC().AppendFormat(dst, dateLayout), '\n')
+	dst = append(base64.RawURLEncoding.AppendEncode(dst, b.nonce[:]), '\n')
+	return append(hex.AppendEncode(dst, b.sum[:]), '\n')
 }
 
 // sessionKeys are the keys derived from one session secret.
 type sessionKeys struct {
 	mac    []byte // HMAC-SHA256 key of requests
 	answer cipher.AEAD
+	// macs holds HMACs keyed with mac, reset after use: keying one (hashing the padded key
+	// twice) and its allocations cost as much as the MAC of a query's canonical string.
+	macs sync.Pool
 }
 
 // deriveSessionKeys derives the request MAC key and the answer key from secret with HKDF-SHA256,
@@ -148,10 +176,17 @@ func deriveSessionKeys(secret []byte, id string) (*sessionKeys, error) {
 	return &sessionKeys{mac: mac, answer: aead}, nil
 }
 
-func (k *sessionKeys) sign(canonical []byte) []byte {
-	m := hmac.New(sha256.New, k.mac)
+// sign returns the HMAC-SHA256 of canonical under the request key.
+func (k *sessionKeys) sign(canonical []byte) (sum [32]byte) {
+	m, _ := k.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, k.mac)
+	}
 	m.Write(canonical)
-	return m.Sum(nil)
+	m.Sum(sum[:0])
+	m.Reset()
+	k.macs.Put(m)
+	return sum
 }
 
 func (k *sessionKeys) seal(answer, ad []byte) []byte {
@@ -165,7 +200,7 @@ func (k *sessionKeys) open(sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < n+k.answer.Overhead() {
 		return nil, fmt.Errorf("api: session answer too short")
 	}
-	pt, err := k.answer.Open(nil, sealed[:n], sealed[n:], ad)
+	pt, err := k.answer.Open(sealed[n:n], sealed[:n], sealed[n:], ad) // in place: sealed is the caller's
 	if err != nil {
 		return nil, fmt.Errorf("api: session answer does not open for this request: %w", err)
 	}
@@ -184,13 +219,14 @@ func validSessionID(s string) bool { return validNonce(s) }
 
 // A querySession is one open session on the server. Its keys never reach a log.
 type querySession struct {
-	id      string
-	caller  *party.Identity
-	pad     string
-	program string
-	expires time.Time
-	created time.Time
-	keys    *sessionKeys
+	id       string
+	caller   *party.Identity
+	callerID string // caller.ID() in text, for the access log of every query
+	pad      string
+	program  string
+	expires  time.Time
+	created  time.Time
+	keys     *sessionKeys
 }
 
 // LogValue redacts the keys.

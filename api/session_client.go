@@ -6,8 +6,6 @@ import (
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -138,7 +136,7 @@ func (s *QuerySession) query(ctx context.Context, input []byte) ([]byte, error) 
 	id, keys := s.id, s.keys
 	s.mu.Unlock()
 	path := "/v1/sessions/" + id + "/query"
-	body, nonce, sum := sealSessionQuery(keys, path, id, input, s.c.now())
+	body, bind := sealSessionQuery(keys, path, id, input, s.c.now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.c.url(path, nil), bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -168,17 +166,17 @@ func (s *QuerySession) query(ctx context.Context, input []byte) ([]byte, error) 
 	if len(sealed) > maxJSONResponse {
 		return nil, fmt.Errorf("api: session answer is over %d bytes", maxJSONResponse)
 	}
-	return keys.open(sealed, sessionAnswerAD(id, s.pad, s.program, nonce, sum))
+	var ad [256]byte
+	return keys.open(sealed, sessionAnswerAD(ad[:0], id, s.pad, s.program, &bind))
 }
 
 // sealSessionQuery returns the frame of a session query of input to requestURI, MAC'd with keys
-// at now, with its nonce (base64url) and its input's hex SHA-256, which the answer is bound to.
-func sealSessionQuery(keys *sessionKeys, requestURI, id string, input []byte, now time.Time) (body []byte, nonce, sum string) {
+// at now, with its nonce and its input's SHA-256, which the answer is bound to.
+func sealSessionQuery(keys *sessionKeys, requestURI, id string, input []byte, now time.Time) (body []byte, bind sessionBinding) {
 	f := sessionFrame{date: now.UTC().Truncate(time.Second), input: input}
 	rand.Read(f.nonce[:])
-	nonce = base64.RawURLEncoding.EncodeToString(f.nonce[:])
-	h := sha256.Sum256(input)
-	sum = hex.EncodeToString(h[:])
-	copy(f.mac[:], keys.sign(SessionCanonical(http.MethodPost, requestURI, id, f.date.Format(dateLayout), nonce, sum)))
-	return appendSessionFrame(make([]byte, 0, sessionFrameHeader+len(input)), &f), nonce, sum
+	bind = sessionBinding{nonce: f.nonce, sum: sha256.Sum256(input)}
+	var canonical [512]byte
+	f.mac = keys.sign(appendSessionCanonical(canonical[:0], http.MethodPost, requestURI, id, f.date, &bind))
+	return appendSessionFrame(make([]byte, 0, sessionFrameHeader+len(input)), &f), bind
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,7 +111,7 @@ func (s *Server) openSession(c *call) (any, error) {
 		return nil, Errorf(ErrBadRequest, "query session: %v", err)
 	}
 	now := s.cfg.Now()
-	ss := &querySession{id: newSessionID(), caller: c.caller, pad: id, program: req.Program,
+	ss := &querySession{id: newSessionID(), caller: c.caller, callerID: c.caller.ID().String(), pad: id, program: req.Program,
 		created: now, expires: now.Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)}
 	secret := make([]byte, sessionSecretLen)
 	rand.Read(secret)
@@ -146,7 +145,8 @@ func (s *Server) sessionQuery(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ss.keys.seal(answer, sessionAnswerAD(ss.id, ss.pad, ss.program, c.nonce, c.bodySHA256)), nil
+	var ad [256]byte
+	return ss.keys.seal(answer, sessionAnswerAD(ad[:0], ss.id, ss.pad, ss.program, &c.bind)), nil
 }
 
 // errUnknownSession is what a client gets for a session that expired, was dropped (restart,
@@ -188,20 +188,20 @@ func (s *Server) prepareSession(c *call, limit int64) error {
 		return Errorf(ErrUnauthenticated, "request date %s is more than %s from the server's clock %s; check the client clock",
 			f.date.Format(dateLayout), s.cfg.MaxSkew, now.UTC().Format(dateLayout))
 	}
-	nonce := base64.RawURLEncoding.EncodeToString(f.nonce[:])
-	sum := sha256.Sum256(f.input)
-	sumHex := hex.EncodeToString(sum[:])
-	want := ss.keys.sign(SessionCanonical(r.Method, r.RequestURI, id, f.date.Format(dateLayout), nonce, sumHex))
-	if !hmac.Equal(want, f.mac[:]) {
+	bind := sessionBinding{nonce: f.nonce, sum: sha256.Sum256(f.input)}
+	var canonical [512]byte // the request URI is at most maxURILen bytes
+	want := ss.keys.sign(appendSessionCanonical(canonical[:0], r.Method, r.RequestURI, id, f.date, &bind))
+	if !hmac.Equal(want[:], f.mac[:]) {
 		return Errorf(ErrUnauthenticated, "bad session MAC")
 	}
+	nonce := base64.RawURLEncoding.EncodeToString(f.nonce[:])
 	switch s.verify.nonces.add(ss.caller.ID(), nonce, f.date, f.date.Add(s.cfg.MaxSkew), now) {
 	case nonceReplayed:
 		return Errorf(ErrUnauthenticated, "replayed request (nonce already used)")
 	case nonceTooOld:
 		return errTooOld
 	}
-	c.caller, c.session, c.nonce, c.bodySHA256, c.json = ss.caller, ss, nonce, sumHex, f.input
+	c.caller, c.session, c.bind, c.json = ss.caller, ss, bind, f.input
 	return nil
 }
 

@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -61,7 +63,7 @@ type sessionWorld struct {
 	prog  string
 }
 
-func newSessionWorld(t *testing.T, cfg Config) *sessionWorld {
+func newSessionWorld(t testing.TB, cfg Config) *sessionWorld {
 	t.Helper()
 	w := &sessionWorld{svc: &sessionService{memService: newMemService()}, clock: &offsetClock{},
 		prog: strings.Repeat("ab", 32)}
@@ -75,7 +77,7 @@ func newSessionWorld(t *testing.T, cfg Config) *sessionWorld {
 	return w
 }
 
-func (w *sessionWorld) client(t *testing.T, i int) *Client {
+func (w *sessionWorld) client(t testing.TB, i int) *Client {
 	c := w.n.client(t, i)
 	c.now = w.clock.now
 	return c
@@ -86,7 +88,7 @@ func (w *sessionWorld) client(t *testing.T, i int) *Client {
 func (w *sessionWorld) raw(t *testing.T, s *QuerySession, id string, input []byte, mutate func([]byte) []byte) (*http.Response, []byte) {
 	t.Helper()
 	path := "/v1/sessions/" + id + "/query"
-	body, _, _ := sealSessionQuery(s.keys, path, id, input, w.clock.now())
+	body, _ := sealSessionQuery(s.keys, path, id, input, w.clock.now())
 	if mutate != nil {
 		body = mutate(body)
 	}
@@ -202,11 +204,11 @@ func TestSessionRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now())
+		body, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now())
 		wantStatus(t, w.post(t, "/v1/sessions/"+other.ID()+"/query", body), http.StatusUnauthorized, "bad session MAC")
 	})
 	t.Run("date out of skew", func(t *testing.T) {
-		body, _, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now().Add(-time.Hour))
+		body, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now().Add(-time.Hour))
 		wantStatus(t, w.post(t, "/v1/sessions/"+s.ID()+"/query", body), http.StatusUnauthorized, "from the server's clock")
 	})
 	t.Run("replayed request", func(t *testing.T) {
@@ -215,7 +217,7 @@ func TestSessionRefusals(t *testing.T) {
 		wantStatus(t, w.post(t, "/v1/sessions/"+s.ID()+"/query", body), http.StatusUnauthorized, "replayed")
 	})
 	t.Run("malformed frames", func(t *testing.T) {
-		good, _, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now())
+		good, _ := sealSessionQuery(s.keys, "/v1/sessions/"+s.ID()+"/query", s.ID(), []byte("x"), w.clock.now())
 		for name, body := range map[string][]byte{
 			"empty":            nil,
 			"short header":     good[:sessionFrameHeader-1],
@@ -365,6 +367,43 @@ func TestSessionQueryHeadersConstant(t *testing.T) {
 		for k := range h {
 			if strings.HasPrefix(k, "Styx-") {
 				t.Fatalf("session query carries header %s", k)
+			}
+		}
+	}
+}
+
+// TestSessionEncodingsMatchTheirSpec: the canonical string and the answer's associated data
+// that the hot path appends into buffers are byte for byte what SessionCanonical and the
+// documented join (docs/api.md, "Query sessions") give for the same request, and the pooled
+// HMAC of a session's keys gives every message its own HMAC, however often it is reused.
+func TestSessionEncodingsMatchTheirSpec(t *testing.T) {
+	keys, err := deriveSessionKeys(bytes.Repeat([]byte{7}, sessionSecretLen), "AAAAAAAAAAAAAAAAAAAAAA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	date := time.Date(2026, 12, 3, 4, 5, 6, 0, time.UTC)
+	for i, input := range [][]byte{nil, []byte("a,b\n1,2\n"), bytes.Repeat([]byte("x"), 5000)} {
+		var b sessionBinding
+		for j := range b.nonce {
+			b.nonce[j] = byte(i*16 + j)
+		}
+		b.sum = sha256.Sum256(input)
+		nonce, sum := base64.RawURLEncoding.EncodeToString(b.nonce[:]), hex.EncodeToString(b.sum[:])
+		uri := "/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/query" + strings.Repeat("?q", i*300)
+		want := SessionCanonical(http.MethodPost, uri, "AAAAAAAAAAAAAAAAAAAAAA", date.Format(dateLayout), nonce, sum)
+		got := appendSessionCanonical(nil, http.MethodPost, uri, "AAAAAAAAAAAAAAAAAAAAAA", date, &b)
+		if !bytes.Equal(got, want) {
+			t.Errorf("canonical %d:\n%q\nwant\n%q", i, got, want)
+		}
+		wantAD := strings.Join([]string{labelAnswerAD, "sid", "pad", "prog", nonce, sum}, "\x00")
+		if got := sessionAnswerAD([]byte("junk")[:0], "sid", "pad", "prog", &b); string(got) != wantAD {
+			t.Errorf("answer AD %d: %q, want %q", i, got, wantAD)
+		}
+		m := hmac.New(sha256.New, keys.mac)
+		m.Write(want)
+		for range 3 { // the pool hands the same HMAC back: each use must start afresh
+			if got := keys.sign(want); !hmac.Equal(got[:], m.Sum(nil)) {
+				t.Fatalf("pooled HMAC of message %d differs from a fresh one", i)
 			}
 		}
 	}

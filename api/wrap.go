@@ -58,7 +58,7 @@ func (s *Server) prepare(rt *route, c *call) error {
 			return err
 		}
 		if lw, ok := c.w.(*logWriter); ok {
-			lw.caller = c.caller.ID().String()
+			lw.caller = c.session.callerID
 		}
 		return nil
 	}
