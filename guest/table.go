@@ -116,16 +116,23 @@ func (t *Frame) ReadAll() ([]float64, error) {
 // and the other columns as x (row-major), parsed natively by the host without a pass in
 // the guest.
 func (t *Frame) ReadSplit(col int) (x, y []float64, err error) {
+	rows := t.RowsHint()
+	return t.ReadSplitInto(col, make([]float64, 0, rows*max(len(t.header)-1, 0)), make([]float64, 0, rows))
+}
+
+// ReadSplitInto is ReadSplit appending to x and y, which it grows if they fill up. Sized
+// with the inputs' [Input.RowsHint], they take several tables of the same columns as one
+// dataset, without copying them afterwards.
+func (t *Frame) ReadSplitInto(col int, x, y []float64) ([]float64, []float64, error) {
 	w := len(t.header)
-	if col < 0 || col >= w || w < 2 {
+	if col < 0 || col >= w || w < 2 || len(x) != len(y)*(w-1) {
 		return nil, nil, fmt.Errorf("table %q: column %d of %d", t.f.name, col, w)
 	}
-	rows := max(64, int(min(t.size/int64(5*w), 1<<24)))
-	x, y = make([]float64, 0, rows*(w-1)), make([]float64, 0, rows)
 	for {
-		if len(y) == cap(y) {
-			x = append(make([]float64, 0, 2*cap(x)), x...)
-			y = append(make([]float64, 0, 2*cap(y)), y...)
+		if len(y) == cap(y) || cap(x)-len(x) < (cap(y)-len(y))*(w-1) {
+			rows := max(64, 2*cap(y))
+			x = append(make([]float64, 0, rows*(w-1)), x...)
+			y = append(make([]float64, 0, rows), y...)
 		}
 		free := cap(y) - len(y)
 		n := hostCSVSplit(t.f.h, uint32(col), unsafe.Pointer(unsafe.SliceData(x[len(x):cap(x)])),
@@ -138,6 +145,16 @@ func (t *Frame) ReadSplit(col int) (x, y []float64, err error) {
 		}
 		x, y = x[:len(x)+int(n)*(w-1)], y[:len(y)+int(n)]
 	}
+}
+
+// RowsHint estimates, from the input's size, how many rows the table holds.
+func (t *Frame) RowsHint() int { return Input{Size: t.size}.RowsHint(len(t.header)) }
+
+// RowsHint estimates, from its size, how many rows the input holds read as a numeric table
+// of that many columns (at least 64): usually more, as a numeric CSV value takes about six
+// bytes, rarely fewer.
+func (in Input) RowsHint(columns int) int {
+	return max(64, int(min(in.Size/int64(5*max(columns, 1)), 1<<24)))
 }
 
 // Close closes the input.
