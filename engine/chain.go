@@ -314,12 +314,18 @@ func (e *Engine) reserveOne(ctx context.Context, c policy.Counter) (limitHit boo
 	return false, nil
 }
 
-// limitReached denies d because counter c reached its limit between decision and reservation.
+// limitReached denies d because counter c reached its limit between decision and reservation:
+// another request took the last use. The reason names the same rule a decision would have.
 func limitReached(d *policy.Decision, c policy.Counter) {
+	a := string(c.Key.Action)
+	rule, text := "lifecycle.max_uses."+a, fmt.Sprintf("%s limit of %d reached", a, c.Limit)
+	if !c.Key.Party.IsZero() {
+		rule, text = "lifecycle.max_uses_per_party."+a, fmt.Sprintf("%s limit per party of %d reached by %s", a, c.Limit, c.Key.Party)
+	}
 	d.Allow = false
 	d.Reasons = append(d.Reasons, policy.Reason{
-		Pad: c.Key.Pad, Rule: "lifecycle.max_uses", Effect: policy.EffectDeny,
-		Text: fmt.Sprintf("use limit of %d for %s reached (imposed by %s)", c.Limit, c.Key.Action, strings.Join(c.Sources, ", ")),
+		Pad: c.Key.Pad, Rule: rule, Effect: policy.EffectDeny,
+		Text: fmt.Sprintf("%s (imposed by %s; the last use went to a concurrent request)", text, strings.Join(c.Sources, ", ")),
 	})
 }
 

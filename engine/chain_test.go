@@ -3,7 +3,10 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/styx-tee/styx/policy"
 )
 
 // testChain builds a chain from records the way loadChain walks them: breadth-first from the
@@ -82,5 +85,25 @@ func TestPathKindsRefusesUnknownKind(t *testing.T) {
 	ch, dist := testChain("w", &padRecord{ID: "s"}, &padRecord{ID: "w", Derived: true, Kind: "weights", Parents: []string{"s"}})
 	if _, err := pathKinds(ch, dist); !errors.Is(err, errTamperedState) {
 		t.Fatalf("got %v, want a tampered-state error", err)
+	}
+}
+
+// A limit reached at reservation (a lost race) names the rule a decision would have named, so
+// that callers and tests can tell a per-party limit from a Pad's total.
+func TestLimitReachedNamesTheRule(t *testing.T) {
+	alice := newParty(t).Identity().ID()
+	for _, c := range []struct {
+		key  policy.CounterKey
+		rule string
+	}{
+		{policy.CounterKey{Pad: "pad-a", Action: policy.ActionUse}, "lifecycle.max_uses.use"},
+		{policy.CounterKey{Pad: "pad-a", Action: policy.ActionQuery, Party: alice}, "lifecycle.max_uses_per_party.query"},
+	} {
+		d := policy.Decision{Allow: true}
+		limitReached(&d, policy.Counter{Key: c.key, Limit: 3, Sources: []string{"pad-a"}})
+		if d.Allow || len(d.Reasons) != 1 || d.Reasons[0].Rule != c.rule || d.Reasons[0].Pad != "pad-a" ||
+			!strings.Contains(d.Reasons[0].Text, "of 3 reached") {
+			t.Fatalf("%+v: %+v", c.key, d)
+		}
 	}
 }

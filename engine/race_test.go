@@ -208,7 +208,7 @@ func TestLostReservationRaceDenies(t *testing.T) {
 	}
 	_, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"a": w.pad, "b": other},
 		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
-	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "max_uses") || !strings.Contains(err.Error(), w.pad) {
+	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "lifecycle.max_uses.use") || !strings.Contains(err.Error(), w.pad) {
 		t.Fatalf("job that lost the race: %v", err)
 	}
 	if n, err := e.st.Counter(ctx, useOf(w.pad)); err != nil || n != 1 {
