@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -97,6 +98,12 @@ func sessionSealInfo(pad, program, id string, expires time.Time, nonce []byte) [
 	return append([]byte(s), nonce...)
 }
 
+// The lengths of a nonce in base64url without padding and of a SHA-256 in hex.
+const (
+	nonceTextLen  = 22
+	sha256TextLen = 64
+)
+
 // A sessionBinding is what a session query's answer is bound to besides the session: the
 // request's nonce and its input's SHA-256, as the frame carries them.
 type sessionBinding struct {
@@ -108,6 +115,7 @@ type sessionBinding struct {
 // fields joined by NUL, the nonce in base64url without padding and the input's hash in
 // lowercase hex. It appends to dst.
 func sessionAnswerAD(dst []byte, id, pad, program string, b *sessionBinding) []byte {
+	dst = slices.Grow(dst, len(labelAnswerAD)+len(id)+len(pad)+len(program)+nonceTextLen+sha256TextLen+5)
 	for _, f := range []string{labelAnswerAD, id, pad, program} {
 		dst = append(append(dst, f...), 0)
 	}
@@ -137,6 +145,7 @@ func SessionCanonical(method, requestURI, session, date, nonce, contentSHA256 st
 // appendSessionCanonical appends to dst what SessionCanonical returns for a frame dated date
 // (whole seconds, UTC) with nonce and input hash b, encoding them on the way.
 func appendSessionCanonical(dst []byte, method, requestURI, session string, date time.Time, b *sessionBinding) []byte {
+	dst = slices.Grow(dst, len(sessionCanonicalVersion)+len(method)+len(requestURI)+len(session)+len(dateLayout)+nonceTextLen+sha256TextLen+7)
 	for _, f := range []string{sessionCanonicalVersion, method, requestURI, session} {
 		dst = append(append(dst, f...), '\n')
 	}

@@ -166,8 +166,7 @@ func (s *QuerySession) query(ctx context.Context, input []byte) ([]byte, error) 
 	if len(sealed) > maxJSONResponse {
 		return nil, fmt.Errorf("api: session answer is over %d bytes", maxJSONResponse)
 	}
-	var ad [256]byte
-	return keys.open(sealed, sessionAnswerAD(ad[:0], id, s.pad, s.program, &bind))
+	return keys.open(sealed, sessionAnswerAD(nil, id, s.pad, s.program, &bind))
 }
 
 // sealSessionQuery returns the frame of a session query of input to requestURI, MAC'd with keys
@@ -176,7 +175,6 @@ func sealSessionQuery(keys *sessionKeys, requestURI, id string, input []byte, no
 	f := sessionFrame{date: now.UTC().Truncate(time.Second), input: input}
 	rand.Read(f.nonce[:])
 	bind = sessionBinding{nonce: f.nonce, sum: sha256.Sum256(input)}
-	var canonical [512]byte
-	f.mac = keys.sign(appendSessionCanonical(canonical[:0], http.MethodPost, requestURI, id, f.date, &bind))
+	f.mac = keys.sign(appendSessionCanonical(nil, http.MethodPost, requestURI, id, f.date, &bind))
 	return appendSessionFrame(make([]byte, 0, sessionFrameHeader+len(input)), &f), bind
 }

@@ -145,8 +145,7 @@ func (s *Server) sessionQuery(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ad [256]byte
-	return ss.keys.seal(answer, sessionAnswerAD(ad[:0], ss.id, ss.pad, ss.program, &c.bind)), nil
+	return ss.keys.seal(answer, sessionAnswerAD(nil, ss.id, ss.pad, ss.program, &c.bind)), nil
 }
 
 // errUnknownSession is what a client gets for a session that expired, was dropped (restart,
@@ -189,8 +188,7 @@ func (s *Server) prepareSession(c *call, limit int64) error {
 			f.date.Format(dateLayout), s.cfg.MaxSkew, now.UTC().Format(dateLayout))
 	}
 	bind := sessionBinding{nonce: f.nonce, sum: sha256.Sum256(f.input)}
-	var canonical [512]byte // the request URI is at most maxURILen bytes
-	want := ss.keys.sign(appendSessionCanonical(canonical[:0], r.Method, r.RequestURI, id, f.date, &bind))
+	want := ss.keys.sign(appendSessionCanonical(nil, r.Method, r.RequestURI, id, f.date, &bind))
 	if !hmac.Equal(want[:], f.mac[:]) {
 		return Errorf(ErrUnauthenticated, "bad session MAC")
 	}

@@ -373,8 +373,8 @@ func TestSessionQueryHeadersConstant(t *testing.T) {
 }
 
 // TestSessionEncodingsMatchTheirSpec: the canonical string and the answer's associated data
-// that the hot path appends into buffers are byte for byte what SessionCanonical and the
-// documented join (docs/api.md, "Query sessions") give for the same request, and the pooled
+// that the hot path encodes in one allocation each are byte for byte what SessionCanonical
+// and the documented join (docs/api.md, "Query sessions") give for the same request, and the pooled
 // HMAC of a session's keys gives every message its own HMAC, however often it is reused.
 func TestSessionEncodingsMatchTheirSpec(t *testing.T) {
 	keys, err := deriveSessionKeys(bytes.Repeat([]byte{7}, sessionSecretLen), "AAAAAAAAAAAAAAAAAAAAAA")
@@ -394,6 +394,12 @@ func TestSessionEncodingsMatchTheirSpec(t *testing.T) {
 		got := appendSessionCanonical(nil, http.MethodPost, uri, "AAAAAAAAAAAAAAAAAAAAAA", date, &b)
 		if !bytes.Equal(got, want) {
 			t.Errorf("canonical %d:\n%q\nwant\n%q", i, got, want)
+		}
+		if n := testing.AllocsPerRun(10, func() {
+			appendSessionCanonical(nil, http.MethodPost, uri, "AAAAAAAAAAAAAAAAAAAAAA", date, &b)
+			sessionAnswerAD(nil, "sid", "pad", "prog", &b)
+		}); n != 2 {
+			t.Errorf("canonical and answer AD %d: %v allocations, want one each", i, n)
 		}
 		wantAD := strings.Join([]string{labelAnswerAD, "sid", "pad", "prog", nonce, sum}, "\x00")
 		if got := sessionAnswerAD([]byte("junk")[:0], "sid", "pad", "prog", &b); string(got) != wantAD {
