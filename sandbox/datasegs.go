@@ -23,7 +23,8 @@ import "encoding/binary"
 // refuses memory.init and data.drop, the only instructions that name a segment by its
 // index, so renumbering the segments is invisible to the program). A malformed section is
 // left as it is, for wazero to reject. The zeros added are capped by the segments' own
-// bytes, so a module cannot make the host allocate more than twice its data.
+// bytes (plus 64 KiB), so a module cannot make the host allocate much more than twice its
+// data, and a module of more than 2^20 segments is left as it is.
 //
 // The program's hash, its cache key and what receipts name, stays that of the bytes the
 // caller gave.
@@ -31,6 +32,7 @@ import "encoding/binary"
 const (
 	coalesceGap   = 4096     // the largest run of zeros merged into a segment, in bytes
 	coalesceSlack = 64 << 10 // zeros allowed beyond the segments' own bytes
+	coalesceMax   = 1 << 20  // segments at most (a Go program has tens of thousands)
 
 	sectionData      = 11
 	sectionDataCount = 12
@@ -97,7 +99,7 @@ func coalesceData(wasm []byte) []byte {
 // `i32.const` offset in [0, 2^31); ok is false for anything else.
 func parseDataSection(b []byte) (segs []dataSegment, ok bool) {
 	count, n := readU32(b)
-	if n == 0 || uint64(count) > uint64(len(b)) { // a segment takes at least 5 bytes
+	if n == 0 || count > coalesceMax || uint64(count) > uint64(len(b)/5) { // a segment takes at least 5 bytes
 		return nil, false
 	}
 	b = b[n:]
