@@ -77,23 +77,6 @@ func (e *Engine) publish(ctx context.Context, id string) error {
 
 var errUnchanged = errors.New("unchanged")
 
-// claim binds job id to the queue message with sequence seq, unless it is already bound. It
-// reports whether the job is bound to another message, which makes this one a duplicate.
-func (e *Engine) claim(ctx context.Context, id string, seq uint64) (dup bool, err error) {
-	err = updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
-		if r.Seq != 0 {
-			dup = r.Seq != seq
-			return errUnchanged
-		}
-		r.Seq = seq
-		return nil
-	})
-	if errors.Is(err, errUnchanged) {
-		err = nil
-	}
-	return dup, err
-}
-
 // requeue publishes again every queued job no worker has claimed yet: a crash between recording
 // a job and queueing it would otherwise leave it queued forever. The queue's deduplication and
 // the worker's claim make this harmless for a job whose message did make it.

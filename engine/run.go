@@ -43,22 +43,33 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 		j.Term("malformed")
 		return
 	}
+	var before *jobRecord
 	if j.Seq != 0 {
-		dup, err := e.claim(ctx, j.ID, j.Seq)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		rec, dup, err := e.claimAndStart(ctx, j.ID, j.Seq)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			e.log.Error("dropping a message for a job with no record", "job", j.ID)
+			j.Term("no such job")
+			return
+		case err != nil:
 			e.log.Warn("claim job message", "job", j.ID, "err", err)
 			return // delivered again later
-		}
-		if dup {
+		case dup:
 			e.log.Info("dropping a duplicate message for a job", "job", j.ID, "seq", j.Seq)
 			if err := j.Ack(context.WithoutCancel(ctx)); err != nil {
 				e.log.Warn("ack job", "job", j.ID, "err", err)
 			}
 			return
 		}
+		before = rec
 	}
 	stop := e.heartbeat(ctx, j)
-	err := e.runJob(ctx, j.ID)
+	var err error
+	if before != nil {
+		err = e.runFrom(ctx, before)
+	} else {
+		err = e.runJob(ctx, j.ID)
+	}
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -97,12 +108,63 @@ func (e *Engine) heartbeat(ctx context.Context, j *store.Job) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
+// claimAndStart binds job id to the queue message with sequence seq and, if the job is still
+// queued, marks it running, in one durable write. It returns the record as it was before (its
+// state says what runFrom does) and whether the job is bound to another message, which makes
+// this one a duplicate to drop.
+func (e *Engine) claimAndStart(ctx context.Context, id string, seq uint64) (before *jobRecord, dup bool, err error) {
+	if !store.ValidKey(id) {
+		return nil, false, fmt.Errorf("%w: job %q", store.ErrNotFound, id)
+	}
+	err = updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
+		if r.Status.ID != id {
+			return fmt.Errorf("%w: job record %s names %s", errTamperedState, id, r.Status.ID)
+		}
+		if r.Seq != 0 && r.Seq != seq {
+			dup = true
+			return errUnchanged
+		}
+		b := *r
+		before = &b
+		changed := r.Seq == 0
+		r.Seq = seq
+		if r.Status.State == api.JobQueued {
+			r.Status.State, r.Status.Started = api.JobRunning, e.now().UTC()
+			changed = true
+		}
+		if !changed {
+			return errUnchanged
+		}
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		err = nil
+	}
+	return before, dup, err
+}
+
 // runJob runs one admitted job to a final state.
 func (e *Engine) runJob(ctx context.Context, id string) error {
 	rec, err := e.jobRecord(ctx, id)
 	if err != nil {
 		return err
 	}
+	if rec.Status.State == api.JobQueued {
+		if err := updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
+			r.Status.State, r.Status.Started = api.JobRunning, e.now().UTC()
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return e.runFrom(ctx, rec)
+}
+
+// runFrom takes a job to a final state from rec, its record as it was before this delivery
+// marked it running: a queued job runs; one already running was interrupted by a stop of the
+// node; a final one is left alone.
+func (e *Engine) runFrom(ctx context.Context, rec *jobRecord) error {
+	id := rec.Status.ID
 	switch rec.Status.State {
 	case api.JobQueued:
 	case api.JobRunning:
@@ -118,12 +180,6 @@ func (e *Engine) runJob(ctx context.Context, id string) error {
 	}
 	caller, err := party.ParseIdentity(rec.Caller)
 	if err != nil {
-		return err
-	}
-	if err := updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
-		r.Status.State, r.Status.Started = api.JobRunning, e.now().UTC()
-		return nil
-	}); err != nil {
 		return err
 	}
 	return e.execute(ctx, caller, &rec.Status)
