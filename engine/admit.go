@@ -92,13 +92,16 @@ func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string,
 		// pipeline, on the real thing.
 		reqs = append(reqs, withAction(base, policy.ActionDerive, &policy.OutputClaim{Kind: policy.Kind(o.Kind), Pending: true}))
 	}
-	decisions := make([]policy.Decision, 0, len(reqs))
-	for _, r := range reqs {
-		d, err := e.decide(ctx, ch, r)
-		if err != nil {
-			return nil, nil, err
-		}
-		decisions = append(decisions, d)
+	// Each decision reads its own counters: take them at once.
+	decisions := make([]policy.Decision, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Go(func() { decisions[i], errs[i] = e.decide(ctx, ch, r) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
 	}
 	return ch, decisions, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/party"
@@ -66,19 +67,41 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 		return nil, err
 	}
 	ch.pc.Pad = e.padRef(root)
-	for _, pid := range ch.order {
-		n := ch.nodes[pid]
-		if err := e.checkRevoked(ctx, ch, pid); err != nil {
-			return nil, err
+	// Every Pad's revocation and every sealed Pad's current policy are independent reads: make
+	// them all at once, then take them in the chain's order (the first revoked Pad, the first
+	// error, the sources) as one read after another would.
+	type state struct {
+		rv     *api.Revocation
+		pol    *policy.Policy
+		rvErr  error
+		polErr error
+	}
+	states := make([]state, len(ch.order))
+	var wg sync.WaitGroup
+	for i, pid := range ch.order {
+		st := &states[i]
+		wg.Go(func() { st.rv, st.rvErr = e.revocation(ctx, pid) })
+		if !ch.nodes[pid].Derived {
+			wg.Go(func() { st.pol, _, st.polErr = e.currentPolicy(ctx, pid) })
 		}
+	}
+	wg.Wait()
+	for i, pid := range ch.order {
+		st := states[i]
+		if st.rvErr != nil {
+			return nil, st.rvErr
+		}
+		if st.rv != nil && ch.revoked == "" {
+			ch.revoked, ch.revocation = pid, st.rv
+		}
+		n := ch.nodes[pid]
 		if n.Derived {
 			continue
 		}
-		pol, _, err := e.currentPolicy(ctx, pid)
-		if err != nil {
-			return nil, err
+		if st.polErr != nil {
+			return nil, st.polErr
 		}
-		ch.pc.Sources = append(ch.pc.Sources, policy.Source{Pad: e.padRef(n), Policy: pol, Distance: dist[pid],
+		ch.pc.Sources = append(ch.pc.Sources, policy.Source{Pad: e.padRef(n), Policy: st.pol, Distance: dist[pid],
 			FirstKinds: paths[pid].first.list(), LaterKinds: paths[pid].later.list()})
 	}
 	return ch, nil
@@ -165,15 +188,23 @@ func (e *Engine) checkRevoked(ctx context.Context, ch *chain, id string) error {
 	if ch.revoked != "" {
 		return nil
 	}
+	rv, err := e.revocation(ctx, id)
+	if err == nil && rv != nil {
+		ch.revoked, ch.revocation = id, rv
+	}
+	return err
+}
+
+// revocation returns Pad id's revocation, or nil if it has none.
+func (e *Engine) revocation(ctx context.Context, id string) (*api.Revocation, error) {
 	var rv api.Revocation
 	if _, err := e.getJSON(ctx, store.Revocations, id, &rv); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
-	ch.revoked, ch.revocation = id, &rv
-	return nil
+	return &rv, nil
 }
 
 // currentPolicy returns the Pad's current policy and its version.
@@ -270,13 +301,19 @@ func counterKey(k policy.CounterKey) string {
 
 // uses reads the counters a decision on pad for action by caller may look at.
 func (e *Engine) uses(ctx context.Context, pad string, action policy.Action, caller party.ID) (policy.Uses, error) {
+	keys := [2]policy.CounterKey{{Pad: pad, Action: action}, {Pad: pad, Action: action, Party: caller}}
+	var n [2]uint64
+	var errs [2]error
+	var wg sync.WaitGroup
+	wg.Go(func() { n[1], errs[1] = e.st.Counter(ctx, counterKey(keys[1])) })
+	n[0], errs[0] = e.st.Counter(ctx, counterKey(keys[0]))
+	wg.Wait()
 	u := policy.Uses{}
-	for _, k := range []policy.CounterKey{{Pad: pad, Action: action}, {Pad: pad, Action: action, Party: caller}} {
-		n, err := e.st.Counter(ctx, counterKey(k))
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
+	for i, k := range keys {
+		if errs[i] != nil && !errors.Is(errs[i], store.ErrNotFound) {
+			return nil, errs[i]
 		}
-		u[k] = n
+		u[k] = n[i]
 	}
 	return u, nil
 }
