@@ -17,6 +17,7 @@ import (
 // An admission is the outcome of evaluating a job against every input's chain.
 type admission struct {
 	allowed   bool
+	reserved  map[string]uint64 // counter key → uses this admission reserved (with reserve)
 	inputs    []string          // input names, sorted
 	chains    map[string]*chain // input name → chain
 	decisions []inputDecision
@@ -30,7 +31,11 @@ type inputDecision struct {
 // admit evaluates a job: for every input, "use" with the job's purpose and program, and
 // "derive" for every declared output kind. With reserve, it then takes one use of every counter
 // the allowed decisions oblige. It never touches a data key.
-func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, reserve bool) (*admission, error) {
+//
+// own holds the uses an admitted job reserved (jobRecord.Reserved): the re-checks of a running
+// job decide with the counters as they were before its own reservation, so that a job admitted
+// for the last use of a Pad is not then denied by that very use.
+func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, reserve bool, own map[string]uint64) (*admission, error) {
 	a := &admission{allowed: true, chains: map[string]*chain{}}
 	for name := range spec.Inputs {
 		a.inputs = append(a.inputs, name)
@@ -48,7 +53,7 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 	for i, name := range a.inputs {
 		wg.Go(func() {
 			ev := &evals[i]
-			ev.ch, ev.decisions, ev.err = e.evaluateInput(ctx, caller, job, spec, spec.Inputs[name])
+			ev.ch, ev.decisions, ev.err = e.evaluateInput(ctx, caller, job, spec, spec.Inputs[name], own)
 			if ev.err != nil {
 				ev.err = fmt.Errorf("input %s: %w", name, ev.err)
 			}
@@ -68,7 +73,8 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 	}
 	if a.allowed && reserve {
 		e.at("reserve")
-		if err := e.reserveAll(ctx, a.decisions); err != nil {
+		var err error
+		if a.reserved, err = e.reserveAll(ctx, a.decisions); err != nil {
 			return nil, err
 		}
 		for _, d := range a.decisions {
@@ -80,12 +86,12 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 
 // evaluateInput loads the chain of input Pad id and decides "use" and "derive" for every
 // declared output on it.
-func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, id string) (*chain, []policy.Decision, error) {
+func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, id string, own map[string]uint64) (*chain, []policy.Decision, error) {
 	ch, err := e.loadChain(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job}
+	base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job, own: own}
 	reqs := []request{withAction(base, policy.ActionUse, nil)}
 	for _, o := range spec.Outputs {
 		// The output does not exist yet: its size and aggregation are checked by the output
@@ -106,14 +112,17 @@ func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string,
 	return ch, decisions, nil
 }
 
-// reserveAll takes one use of every counter the "use" decisions oblige, all at once: each
+// reserveAll takes one use of every counter the "use" decisions oblige, and of every limited
+// counter the "derive" decisions oblige, all at once: each
 // reservation is its own compare-and-set and waits on a durable write, so one after another
 // they would add up. A reservation that finds its limit reached lost a race for the last use
 // (the decisions saw every counter below its limit): it turns its decision into a deny. The
 // other reservations, made at the same time, stay taken: a counter never goes backwards, so a
 // job that loses such a race may consume one use of its other inputs (conservative: no limit
 // is ever exceeded). A store error fails admission the same way, with what was taken kept.
-func (e *Engine) reserveAll(ctx context.Context, decisions []inputDecision) error {
+//
+// It returns the uses it took, by counter key.
+func (e *Engine) reserveAll(ctx context.Context, decisions []inputDecision) (map[string]uint64, error) {
 	type slot struct {
 		d   *policy.Decision
 		c   policy.Counter
@@ -123,11 +132,13 @@ func (e *Engine) reserveAll(ctx context.Context, decisions []inputDecision) erro
 	var slots []*slot
 	for i := range decisions {
 		d := &decisions[i].d
-		if d.Action != policy.ActionUse {
-			continue
-		}
 		for _, c := range d.Obligations.Counters {
-			slots = append(slots, &slot{d: d, c: c})
+			// Every use is counted. A derive (one per declared output) is counted where a
+			// policy limits it: counting it everywhere would cost two more durable writes per
+			// input and output of every job, for counters nothing reads.
+			if d.Action == policy.ActionUse || (d.Action == policy.ActionDerive && c.Limit > 0) {
+				slots = append(slots, &slot{d: d, c: c})
+			}
 		}
 	}
 	var wg sync.WaitGroup
@@ -136,15 +147,18 @@ func (e *Engine) reserveAll(ctx context.Context, decisions []inputDecision) erro
 	}
 	wg.Wait()
 	var errs []error
+	taken := map[string]uint64{}
 	for _, s := range slots {
 		switch {
 		case s.err != nil:
 			errs = append(errs, s.err)
 		case s.hit:
 			limitReached(s.d, s.c)
+		default:
+			taken[counterKey(s.c.Key)]++
 		}
 	}
-	return errors.Join(errs...)
+	return taken, errors.Join(errs...)
 }
 
 func withAction(r request, a policy.Action, out *policy.OutputClaim) request {

@@ -254,17 +254,22 @@ type request struct {
 	program string
 	job     string
 	output  *policy.OutputClaim
+	own     map[string]uint64 // uses the job already holds, by counter key (see admit)
 }
 
-// decide evaluates req on ch with the counters as they are now. A revoked chain is denied
-// without consulting policies, with a reason naming the revoked Pad.
+// decide evaluates req on ch with the counters as they are now (read only if a limit or a rule of
+// the chain looks at them). A revoked chain is denied without consulting policies, with a
+// reason naming the revoked Pad.
 func (e *Engine) decide(ctx context.Context, ch *chain, r request) (policy.Decision, error) {
 	if ch.revoked != "" {
 		return revokedDecision(ch, r.action), nil
 	}
-	uses, err := e.uses(ctx, ch.pad.ID, r.action, r.caller)
-	if err != nil {
-		return policy.Decision{}, err
+	uses := policy.Uses{}
+	if ch.pc.NeedsUses(r.action) { // otherwise no limit or rule looks at them: read nothing
+		var err error
+		if uses, err = e.uses(ctx, ch.pad.ID, r.action, r.caller, r.own); err != nil {
+			return policy.Decision{}, err
+		}
 	}
 	return e.decideWith(ch, r, uses), nil
 }
@@ -299,8 +304,9 @@ func counterKey(k policy.CounterKey) string {
 	return s
 }
 
-// uses reads the counters a decision on pad for action by caller may look at.
-func (e *Engine) uses(ctx context.Context, pad string, action policy.Action, caller party.ID) (policy.Uses, error) {
+// uses reads the counters a decision on pad for action by caller may look at, less the uses in
+// own (a running job's own reservations).
+func (e *Engine) uses(ctx context.Context, pad string, action policy.Action, caller party.ID, own map[string]uint64) (policy.Uses, error) {
 	keys := [2]policy.CounterKey{{Pad: pad, Action: action}, {Pad: pad, Action: action, Party: caller}}
 	var n [2]uint64
 	var errs [2]error
@@ -313,7 +319,7 @@ func (e *Engine) uses(ctx context.Context, pad string, action policy.Action, cal
 		if errs[i] != nil && !errors.Is(errs[i], store.ErrNotFound) {
 			return nil, errs[i]
 		}
-		u[k] = n[i]
+		u[k] = n[i] - min(n[i], own[counterKey(k)])
 	}
 	return u, nil
 }

@@ -32,11 +32,12 @@ type jobHost struct {
 	read   []string         // input names in the order they were first opened
 	outs   []*capture
 	logs   bytes.Buffer
-	epoch  uint64 // the engine's epoch when the job was last decided
+	epoch  uint64            // the engine's epoch when the job was last decided
+	own    map[string]uint64 // the uses the job's admission reserved (see admit)
 }
 
-func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, caller party.ID, job string, spec *api.JobSpec, adm *admission, epoch uint64) *jobHost {
-	h := &jobHost{e: e, ctx: ctx, cancel: cancel, caller: caller, job: job, spec: spec, adm: adm, rows: map[string]int64{}, epoch: epoch}
+func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, caller party.ID, job string, spec *api.JobSpec, adm *admission, epoch uint64, own map[string]uint64) *jobHost {
+	h := &jobHost{e: e, ctx: ctx, cancel: cancel, caller: caller, job: job, spec: spec, adm: adm, rows: map[string]int64{}, epoch: epoch, own: own}
 	for _, name := range adm.inputs {
 		rec := adm.chains[name].pad
 		kind := rec.ContentType
@@ -178,7 +179,7 @@ func (h *jobHost) recheck(input string) error {
 	if cur == h.epoch {
 		return nil
 	}
-	adm, err := h.e.admit(h.ctx, h.caller, h.job, h.spec, false)
+	adm, err := h.e.admit(h.ctx, h.caller, h.job, h.spec, false, h.own)
 	var reasons []string
 	switch {
 	case err != nil:

@@ -19,6 +19,9 @@ type jobRecord struct {
 	// Seq is the queue's stream sequence of the message that carries the job, once known: the
 	// job runs from that message only, and any other message for it is a duplicate.
 	Seq uint64 `json:"seq,omitempty"`
+	// Reserved holds the uses the job's admission took, by counter key: its re-checks while it
+	// runs subtract them (admit's own).
+	Reserved map[string]uint64 `json:"reserved,omitempty"`
 }
 
 // SubmitJob admits a job against every input's chain, reserves its uses, records the decision
@@ -29,14 +32,14 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 		return nil, err
 	}
 	id := newJobID()
-	a, err := e.admit(ctx, caller.ID(), id, spec, true)
+	a, err := e.admit(ctx, caller.ID(), id, spec, true, nil)
 	if err != nil {
 		return nil, err
 	}
 	if err := e.auditAdmission(ctx, caller.ID(), id, spec, a); err != nil {
 		return nil, fmt.Errorf("engine: audit admission: %w", err)
 	}
-	rec := &jobRecord{Caller: caller.String(), Status: api.JobStatus{
+	rec := &jobRecord{Caller: caller.String(), Reserved: a.reserved, Status: api.JobStatus{
 		ID: id, State: api.JobQueued, Submitter: caller.ID().String(), Spec: *spec, Submitted: e.now().UTC(),
 	}}
 	rec.Status.Spec.Wait = false
@@ -116,7 +119,7 @@ func (e *Engine) ExplainJob(ctx context.Context, caller *party.Identity, spec *a
 	if err := e.checkSpec(ctx, spec); err != nil {
 		return nil, err
 	}
-	a, err := e.admit(ctx, caller.ID(), "explain", spec, false)
+	a, err := e.admit(ctx, caller.ID(), "explain", spec, false, nil)
 	if err != nil {
 		return nil, err
 	}

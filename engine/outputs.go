@@ -50,7 +50,7 @@ type simulatedWarning struct {
 // again, and if one was revoked the outputs are destroyed. Whichever order a revocation and the
 // sealing take, no live descendant of a revoked Pad remains. A denial is an *abortError.
 func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost) (map[string]string, string, error) {
-	adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false)
+	adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false, h.own)
 	if err != nil {
 		return nil, "", err
 	}
@@ -178,7 +178,7 @@ func (e *Engine) checkOutput(ctx context.Context, caller party.ID, st *api.JobSt
 			claim.Aggregation = h.dataRows(name)
 		}
 		d, err := e.decide(ctx, ch, request{caller: caller, action: policy.ActionDerive, purpose: st.Spec.Purpose,
-			program: st.Spec.Program, job: st.ID, output: claim})
+			program: st.Spec.Program, job: st.ID, output: claim, own: h.own})
 		if err != nil {
 			return err
 		}

@@ -219,3 +219,36 @@ func TestLostReservationRaceDenies(t *testing.T) {
 		t.Fatalf("input b of the denied job: %d uses taken (%v), want at most 1", n, err)
 	}
 }
+
+// A limit on derive counts derived Pads: with max_uses {derive: 1}, one job with one output
+// is admitted and the next is denied, naming the rule.
+func TestDeriveLimitCountsDerivedPads(t *testing.T) {
+	e := newTestEngine(t)
+	w := newWorld(t, e, "lifecycle: {max_uses: {derive: 1}}")
+	if st := w.runHere(t); st.State != api.JobDone {
+		t.Fatalf("first job: %s (%s)", st.State, fmtAPIErr(st.Error))
+	}
+	_, err := e.SubmitJob(context.Background(), w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "lifecycle.max_uses.derive") {
+		t.Fatalf("second job past a derive limit of 1: %v", err)
+	}
+}
+
+// A use limit of K admits and runs K jobs: the re-checks of a running job decide with the
+// counters as they were before its own reservation (a job admitted for the last use used to be
+// aborted by that very use), and the job after the K-th is denied at admission.
+func TestUseLimitRunsExactlyThatManyJobs(t *testing.T) {
+	e := newTestEngine(t)
+	w := newWorld(t, e, "lifecycle: {max_uses: {use: 2}, max_uses_per_party: {use: 2}}")
+	for i := range 2 {
+		if st := w.runHere(t); st.State != api.JobDone {
+			t.Fatalf("job %d of 2: %s (%s)", i+1, st.State, fmtAPIErr(st.Error))
+		}
+	}
+	_, err := e.SubmitJob(context.Background(), w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "lifecycle.max_uses") {
+		t.Fatalf("third job past a use limit of 2: %v", err)
+	}
+}

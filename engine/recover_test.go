@@ -194,7 +194,7 @@ func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
 	id := newJobID()
 	spec := api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad}, Purpose: "research",
 		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
-	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true)
+	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true, nil)
 	if err != nil || !a.allowed {
 		t.Fatalf("admission: %v %v", err, a.reasons())
 	}
@@ -225,7 +225,7 @@ func TestQueuedUnclaimedJobRunsOnceAfterRestart(t *testing.T) {
 	id := newJobID()
 	spec := api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad}, Purpose: "research",
 		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
-	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true)
+	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true, nil)
 	if err != nil || !a.allowed {
 		t.Fatalf("admission: %v %v", err, a.reasons())
 	}

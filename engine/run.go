@@ -182,15 +182,16 @@ func (e *Engine) runFrom(ctx context.Context, rec *jobRecord) error {
 	if err != nil {
 		return err
 	}
-	return e.execute(ctx, caller, &rec.Status)
+	return e.execute(ctx, caller, &rec.Status, rec.Reserved)
 }
 
-func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.JobStatus) error {
+// execute runs an admitted job; own are the uses its admission reserved.
+func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.JobStatus, own map[string]uint64) error {
 	spec := &st.Spec
 	// Policies may have changed since admission (update, revocation, expiry): check again. The
 	// epoch is read first, so that a change stored during this decision is seen by the reads.
 	epoch := e.epoch.Load()
-	adm, err := e.admit(ctx, caller.ID(), st.ID, spec, false)
+	adm, err := e.admit(ctx, caller.ID(), st.ID, spec, false, own)
 	if err != nil {
 		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
 	}
@@ -204,8 +205,8 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	defer prog.Close(ctx)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	host := e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec, adm, epoch)
-	stopWatch := e.watch(jobCtx, cancel, caller, st)
+	host := e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec, adm, epoch, own)
+	stopWatch := e.watch(jobCtx, cancel, caller, st, own)
 	_, runErr := e.sb.RunProgram(jobCtx, prog, host)
 	stopWatch()
 	e.at("ran")
@@ -253,7 +254,7 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 
 // watch re-checks every input's policy each Recheck interval while the job runs, and aborts it
 // when one no longer allows the job (expired, revoked, policy updated).
-func (e *Engine) watch(ctx context.Context, cancel context.CancelCauseFunc, caller *party.Identity, st *api.JobStatus) (stop func()) {
+func (e *Engine) watch(ctx context.Context, cancel context.CancelCauseFunc, caller *party.Identity, st *api.JobStatus, own map[string]uint64) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -268,7 +269,7 @@ func (e *Engine) watch(ctx context.Context, cancel context.CancelCauseFunc, call
 				return
 			case <-t.C:
 			}
-			adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false)
+			adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false, own)
 			if err != nil {
 				if ctx.Err() == nil {
 					cancel(&abortError{reasons: []string{"re-check failed: " + err.Error()}})

@@ -324,7 +324,8 @@ func TestMidJobRevocationAborts(t *testing.T) {
 }
 
 // TestRacingConsumers has many parties' goroutines submit jobs at once on a Pad allowing K
-// uses: exactly K are admitted, every other one is denied by the use limit.
+// uses: exactly K are admitted, every other one is denied by the use limit, and the K admitted
+// run to the end (a job admitted for the last use is not aborted by that use).
 func TestRacingConsumers(t *testing.T) {
 	const n, k = 32, 3
 	w := newLifecycleWorld(t)
@@ -334,12 +335,17 @@ func TestRacingConsumers(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	clients := []*api.Client{w.h1, w.h2}
+	var mu sync.Mutex
+	jobs := map[string]*api.Client{}
 	for i := range n {
 		wg.Go(func() {
-			_, err := clients[i%2].SubmitJob(context.Background(), &api.JobSpec{Program: w.count, Inputs: map[string]string{"in": p.ID},
+			st, err := clients[i%2].SubmitJob(context.Background(), &api.JobSpec{Program: w.count, Inputs: map[string]string{"in": p.ID},
 				Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
 			switch {
 			case err == nil:
+				mu.Lock()
+				jobs[st.ID] = clients[i%2]
+				mu.Unlock()
 				admitted.Add(1)
 			case errors.Is(err, api.ErrDenied) && strings.Contains(err.Error(), "max_uses"):
 				denied.Add(1)
@@ -362,6 +368,12 @@ func TestRacingConsumers(t *testing.T) {
 	}
 	if info.Uses != k {
 		t.Fatalf("Pad records %d uses, want %d", info.Uses, k)
+	}
+	for id, c := range jobs {
+		st, err := c.WaitJob(context.Background(), id)
+		if err != nil || st.State != api.JobDone {
+			t.Fatalf("admitted job %s: %v (%v)", id, st, err)
+		}
 	}
 }
 

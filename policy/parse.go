@@ -170,3 +170,30 @@ func firstOnLine(n *yaml.Node, line int) *yaml.Node {
 }
 
 func trimYAMLErr(err error) string { return yamlLine.ReplaceAllString(err.Error(), "") }
+
+// readsUses reports whether deciding action a under p can read a use counter (see
+// Chain.NeedsUses). Rules in a language that does not say what they read are assumed to.
+func (p *Policy) readsUses(a Action) bool {
+	sections := []*section{p.base}
+	for _, s := range p.derive {
+		sections = append(sections, s)
+	}
+	for _, s := range sections {
+		if s == nil {
+			continue
+		}
+		_, limit := s.lifecycle.MaxUses[a]
+		_, perParty := s.lifecycle.MaxUsesPerParty[a]
+		if limit || perParty {
+			return true
+		}
+		if s.rules == nil {
+			continue
+		}
+		cr, ok := s.rules.(*cedarRules)
+		if !ok || cr.use&(ctxUses|ctxPartyUses) != 0 {
+			return true
+		}
+	}
+	return false
+}

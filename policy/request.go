@@ -92,3 +92,16 @@ type CounterKey struct {
 
 // Uses are counters so far.
 type Uses map[CounterKey]uint64
+
+// NeedsUses reports whether a decision of action a on c can depend on the use counters: some
+// source limits a's uses (in its base policy or any derive rule) or has rules that read
+// context.uses or context.party_uses. When it reports false, a caller may leave Request.Uses
+// empty and read no counter: the decision is the same.
+func (c *Chain) NeedsUses(a Action) bool {
+	for _, s := range c.Sources {
+		if s.Policy == nil || s.Policy.readsUses(a) {
+			return true
+		}
+	}
+	return false
+}
