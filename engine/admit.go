@@ -71,17 +71,29 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 			a.allowed = a.allowed && d.Allow
 		}
 	}
-	if a.allowed && reserve {
-		e.at("reserve")
-		var err error
-		if a.reserved, err = e.reserveAll(ctx, a.decisions); err != nil {
+	if reserve {
+		if err := e.reserveAdmission(ctx, a); err != nil {
 			return nil, err
-		}
-		for _, d := range a.decisions {
-			a.allowed = a.allowed && d.d.Allow
 		}
 	}
 	return a, nil
+}
+
+// reserveAdmission takes the uses an allowed admission obliges (see reserveAll); a limit lost
+// in between turns it into a deny.
+func (e *Engine) reserveAdmission(ctx context.Context, a *admission) error {
+	if !a.allowed {
+		return nil
+	}
+	e.at("reserve")
+	var err error
+	if a.reserved, err = e.reserveAll(ctx, a.decisions); err != nil {
+		return err
+	}
+	for _, d := range a.decisions {
+		a.allowed = a.allowed && d.d.Allow
+	}
+	return nil
 }
 
 // evaluateInput loads the chain of input Pad id and decides "use" and "derive" for every

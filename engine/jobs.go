@@ -28,12 +28,22 @@ type jobRecord struct {
 // and queues it. A denied job is recorded too, and the error carries every reason.
 func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *api.JobSpec) (*api.JobStatus, error) {
 	e.rememberParty(ctx, caller)
-	if err := e.checkSpec(ctx, spec); err != nil {
+	if err := spec.Validate(); err != nil {
+		return nil, api.Errorf(api.ErrBadRequest, "%v", err)
+	}
+	// The program's existence is checked while the inputs are evaluated (both are store reads),
+	// and before any use is reserved; a missing program is the error reported first.
+	progErr := make(chan error, 1)
+	go func() { progErr <- e.programExists(ctx, spec.Program) }()
+	id := newJobID()
+	a, err := e.admit(ctx, caller.ID(), id, spec, false, nil)
+	if perr := <-progErr; perr != nil {
+		return nil, perr
+	}
+	if err != nil {
 		return nil, err
 	}
-	id := newJobID()
-	a, err := e.admit(ctx, caller.ID(), id, spec, true, nil)
-	if err != nil {
+	if err := e.reserveAdmission(ctx, a); err != nil {
 		return nil, err
 	}
 	if err := e.auditAdmission(ctx, caller.ID(), id, spec, a); err != nil {
