@@ -252,3 +252,20 @@ func TestUseLimitRunsExactlyThatManyJobs(t *testing.T) {
 		t.Fatalf("third job past a use limit of 2: %v", err)
 	}
 }
+
+// A job naming a program the node does not have is refused as such, and takes no use of its
+// inputs (the program check runs alongside the inputs' evaluation, before any reservation).
+func TestMissingProgramTakesNoUse(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "lifecycle: {max_uses: {use: 5}}")
+	missing := strings.Repeat("ab", 32)
+	_, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: missing, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	if !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), "no program "+missing) {
+		t.Fatalf("job with a missing program: %v", err)
+	}
+	if n, err := e.st.Counter(ctx, counterKey(policy.CounterKey{Pad: w.pad, Action: policy.ActionUse})); err != nil || n != 0 {
+		t.Fatalf("the refused job took %d uses (%v)", n, err)
+	}
+}
