@@ -78,6 +78,9 @@ type Engine struct {
 
 	policies sync.Map // policy digest ([32]byte) → *policy.Policy
 	parties  sync.Map // party.ID → struct{}: identities this engine stored or found stored
+	// recording holds, for each job SubmitJob is recording right now, a channel closed once
+	// the record is written (or failed): its queue message may reach a worker first.
+	recording sync.Map // job id → chan struct{}
 
 	// epoch counts the revocations, policy updates and retention deletions this engine stored.
 	// A running job's every read compares it with the epoch its last decision saw and decides

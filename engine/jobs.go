@@ -58,14 +58,29 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 		rec.Status.Error = api.Denied("job "+id+" denied", a.reasons()...)
 		rec.Status.Finished = rec.Status.Submitted
 	}
-	if err := e.createJSON(ctx, store.JobRecords, id, rec); err != nil {
-		return nil, err
-	}
 	if !a.allowed {
+		if err := e.createJSON(ctx, store.JobRecords, id, rec); err != nil {
+			return nil, err
+		}
 		return nil, rec.Status.Error
 	}
-	// A crash here leaves a queued job without a message: Start publishes it again.
-	if err := e.publish(ctx, id); err != nil {
+	// The record and the queue message are written at once (each waits on a durable write). A
+	// worker of this node that gets the message first waits for the record (recording); one
+	// of another node finds no record yet and hands the message back for later (runQueued). A
+	// crash after the record but before the message leaves a queued job without a message:
+	// Start publishes it again.
+	recorded := make(chan struct{})
+	e.recording.Store(id, recorded)
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- e.publish(ctx, id) }()
+	e.at("recording")
+	err = e.createJSON(ctx, store.JobRecords, id, rec)
+	e.recording.Delete(id)
+	close(recorded)
+	if perr := <-pubErr; err == nil {
+		err = perr
+	}
+	if err != nil {
 		return nil, err
 	}
 	e.log.Info("job admitted", "job", id, "submitter", caller.ID(), "program", spec.Program)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -327,5 +328,37 @@ func TestRememberedPartySurvivesRestart(t *testing.T) {
 			t.Fatalf("remembered party after a restart: %v (%v)", got, err)
 		}
 		w.e.rememberParty(ctx, p.Identity()) // found stored, remembered in memory
+	}
+}
+
+// A job's queue message is published alongside its record: a worker that gets the message
+// before the record exists waits for it and runs the job, rather than dropping the message.
+func TestJobMessageBeforeItsRecordWaits(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	waiting := make(chan struct{})
+	var once sync.Once
+	e.hook = func(stage string) {
+		switch stage {
+		case "awaiting record":
+			once.Do(func() { close(waiting) })
+		case "recording": // hold the record back until the worker has the message
+			select {
+			case <-waiting:
+			case <-time.After(2 * time.Minute):
+				t.Error("the worker never waited for the job's record")
+			}
+		}
+	}
+	e.cfg.MaxWait = 3 * time.Minute
+	e.Start(ctx)
+	st, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}, Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != api.JobDone {
+		t.Fatalf("job whose message came first: %s (%s)", st.State, fmtAPIErr(st.Error))
 	}
 }

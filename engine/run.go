@@ -36,6 +36,10 @@ func (e *Engine) work(ctx context.Context) {
 	}
 }
 
+// noRecordDeliveries is how many times a message whose job has no record is handed back before
+// it is dropped: the record of a job submitted on another node is written alongside its message.
+const noRecordDeliveries = 3
+
 func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 	var msg struct{ ID string }
 	if err := json.Unmarshal(j.Spec, &msg); err != nil || msg.ID != j.ID {
@@ -45,8 +49,26 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 	}
 	var before *jobRecord
 	if j.Seq != 0 {
+		// Looked up before the claim: a job missing from recording then has its record written
+		// by the time the claim reads it.
+		recorded, recording := e.recording.Load(j.ID)
 		rec, dup, err := e.claimAndStart(ctx, j.ID, j.Seq)
+		if errors.Is(err, store.ErrNotFound) && recording { // published alongside its record: wait for it
+			e.at("awaiting record")
+			select {
+			case <-recorded.(chan struct{}):
+			case <-ctx.Done():
+				return
+			}
+			rec, dup, err = e.claimAndStart(ctx, j.ID, j.Seq)
+		}
 		switch {
+		case errors.Is(err, store.ErrNotFound) && j.Delivered < noRecordDeliveries:
+			// Submitted on another node, whose record may still be on its way.
+			if err := j.Nak(time.Second); err != nil {
+				e.log.Warn("nak job", "job", j.ID, "err", err)
+			}
+			return
 		case errors.Is(err, store.ErrNotFound):
 			e.log.Error("dropping a message for a job with no record", "job", j.ID)
 			j.Term("no such job")
