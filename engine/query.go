@@ -21,14 +21,15 @@ const PoolSize = 2
 
 // queryServer answers queries on model Pads from warm sandbox instances (one pool per model,
 // serving program and querier), batches their audit events, caches the chains queries decide
-// on and holds the leases of query counters.
+// on, holds the leases of query counters and remembers the allows that hold for a while.
 type queryServer struct {
-	e      *Engine
-	mu     sync.Mutex
-	pools  map[poolKey]*modelPool
-	batch  map[batchKey]*batchCount
-	chains chainCache
-	leases leaseTable
+	e         *Engine
+	mu        sync.Mutex
+	pools     map[poolKey]*modelPool
+	batch     map[batchKey]*batchCount
+	chains    chainCache
+	leases    leaseTable
+	decisions decisionMemo
 }
 
 type modelPool struct {
@@ -98,18 +99,9 @@ func (e *Engine) answer(ctx context.Context, caller *party.Identity, id, program
 	if err != nil {
 		return nil, err
 	}
-	d, err := e.decideQuery(ctx, ch, caller.ID(), program)
+	d, err := e.admitQuery(ctx, ch, caller.ID(), program)
 	if err != nil {
 		return nil, err
-	}
-	if d.Allow {
-		if err := e.reserveQuery(ctx, &d); err != nil {
-			return nil, err
-		}
-	}
-	if !d.Allow {
-		e.queries.count(id, caller.ID(), false)
-		return nil, deniedError("query on "+id, d)
 	}
 	pool, err := e.queries.pool(ctx, ch.pad, program, caller.ID())
 	if err != nil {
@@ -141,19 +133,50 @@ func (e *Engine) modelChain(ctx context.Context, id string) (*chain, error) {
 	return ch, nil
 }
 
+// admitQuery decides one query on the model's chain and takes its uses. A deny is counted in
+// the audit batch and returned as an error.
+func (e *Engine) admitQuery(ctx context.Context, ch *chain, caller party.ID, program string) (policy.Decision, error) {
+	d, err := e.decideQuery(ctx, ch, caller, program)
+	if err != nil {
+		return d, err
+	}
+	if d.Allow {
+		if err := e.reserveQuery(ctx, &d); err != nil {
+			return d, err
+		}
+	}
+	if !d.Allow {
+		e.queries.count(ch.pad.ID, caller, false)
+		return d, deniedError("query on "+ch.pad.ID, d)
+	}
+	return d, nil
+}
+
 // decideQuery decides a query by caller through program on ch with the uses this engine's
-// leases know of.
+// leases know of. The revocations, the chain and the counters are read for every query; the
+// evaluation itself is skipped while an earlier allow on the same chain provably holds
+// (decisionMemo), which needs a policy engine that says how long its decisions hold.
 func (e *Engine) decideQuery(ctx context.Context, ch *chain, caller party.ID, program string) (policy.Decision, error) {
-	r := request{caller: caller, action: policy.ActionQuery, program: program,
-		output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{caller}}}
 	if ch.revoked != "" {
-		return revokedDecision(ch, r.action), nil
+		return revokedDecision(ch, policy.ActionQuery), nil
 	}
 	uses, err := e.queryUses(ctx, ch.pad.ID, caller)
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	return e.decideWith(ch, r, uses), nil
+	req := &policy.Request{Principal: caller, Action: policy.ActionQuery, Now: e.now(), Program: program, TEE: e.claims,
+		Output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{caller}}, Uses: uses}
+	ve, ok := e.pol.(policy.ValidityEngine)
+	if !ok {
+		return e.pol.Decide(&ch.pc, req), nil
+	}
+	k := poolKey{ch.pad.ID, program, caller}
+	if d, ok := e.queries.decisions.get(k, &ch.pc, req); ok {
+		return d, nil
+	}
+	d, v := ve.DecideWithValidity(&ch.pc, req)
+	e.queries.decisions.put(k, &ch.pc, req, d, v)
+	return d, nil
 }
 
 // pool returns the warm pool for a model, program and querier, creating it on first use. A

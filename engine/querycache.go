@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -233,4 +234,80 @@ func (e *Engine) reserveQuery(ctx context.Context, d *policy.Decision) error {
 		}
 	}
 	return nil
+}
+
+// maxDecisions bounds the memo of query decisions; when full it starts over.
+const maxDecisions = 4096
+
+// decisionMemo keeps the last reusable allow of a query by model, program and querier, with the
+// chain and request it was made on and its validity (policy.Validity): deciding a query again
+// on the same chain with the same request but for the time and the counters is a pure function
+// of the two, so while the validity holds the decision is the same but for Counter.Used. Only
+// the evaluation is skipped: the chain, its revocations and the counters are read as before.
+type decisionMemo struct {
+	mu sync.Mutex
+	m  map[poolKey]*memoDecision
+}
+
+type memoDecision struct {
+	pc  *policy.Chain
+	req policy.Request // Now and Uses zero
+	d   policy.Decision
+	v   policy.Validity
+}
+
+// get returns the memoized decision for k if it was made on the same chain and the same
+// request but for req.Now and req.Uses, and still holds at those.
+func (m *decisionMemo) get(k poolKey, pc *policy.Chain, req *policy.Request) (policy.Decision, bool) {
+	m.mu.Lock()
+	en := m.m[k]
+	m.mu.Unlock()
+	if en == nil || !en.pc.Same(pc) || !sameQueryRequest(&en.req, req) || !en.v.Holds(req.Now, req.Uses) {
+		return policy.Decision{}, false
+	}
+	d := en.d
+	// The entry is shared: a caller that appends a reason (a limit reached on reservation) or
+	// sets a counter must get its own slices.
+	d.Reasons = slices.Clip(d.Reasons)
+	d.Obligations.Counters = slices.Clone(d.Obligations.Counters)
+	for i := range d.Obligations.Counters {
+		c := &d.Obligations.Counters[i]
+		c.Used = req.Uses[c.Key]
+	}
+	return d, true
+}
+
+// put remembers d for k if v says it may be reused, and forgets k's entry otherwise.
+func (m *decisionMemo) put(k poolKey, pc *policy.Chain, req *policy.Request, d policy.Decision, v policy.Validity) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !v.Reusable {
+		delete(m.m, k)
+		return
+	}
+	if m.m == nil || len(m.m) >= maxDecisions {
+		m.m = map[poolKey]*memoDecision{}
+	}
+	en := &memoDecision{pc: pc, req: *req, d: d, v: v}
+	en.req.Now, en.req.Uses = time.Time{}, nil
+	if o := req.Output; o != nil {
+		oc := *o
+		oc.Recipients = slices.Clone(o.Recipients)
+		en.req.Output = &oc
+	}
+	m.m[k] = en
+}
+
+// sameQueryRequest reports whether a and b are the same request but for Now and Uses.
+func sameQueryRequest(a, b *policy.Request) bool {
+	if a.Principal != b.Principal || a.Action != b.Action || a.Purpose != b.Purpose || a.Program != b.Program ||
+		a.Job != b.Job || a.TEE != b.TEE || (a.Output == nil) != (b.Output == nil) {
+		return false
+	}
+	if a.Output == nil {
+		return true
+	}
+	x, y := a.Output, b.Output
+	return x.Kind == y.Kind && x.Bytes == y.Bytes && x.Aggregation == y.Aggregation && x.Pending == y.Pending &&
+		slices.Equal(x.Recipients, y.Recipients)
 }

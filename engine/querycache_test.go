@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -9,6 +12,7 @@ import (
 	"time"
 
 	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/pad"
 	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/policy"
 )
@@ -162,6 +166,186 @@ func TestLeaseSize(t *testing.T) {
 	} {
 		if got := leaseSize(c.cur, c.limit); got != c.want {
 			t.Errorf("leaseSize(%d, %d) = %d, want %d", c.cur, c.limit, got, c.want)
+		}
+	}
+}
+
+// queryPolicy lets anyone query the Pad; LIFECYCLE is replaced by a lifecycle line.
+const queryPolicy = `version: VERSION
+owner: OWNER
+rules: |
+  @id("anyone-queries")
+  permit (principal, action == Styx::Action::"query", resource);
+LIFECYCLE
+tee: {allow_simulated: true}
+`
+
+// forbidQueries is a later version of queryPolicy that forbids every query.
+const forbidQueries = `version: 2
+owner: OWNER
+rules: |
+  @id("no-more")
+  forbid (principal, action == Styx::Action::"query", resource);
+tee: {allow_simulated: true}
+`
+
+func queryPolicyDoc(owner *party.Key, tmpl, version, lifecycle string) []byte {
+	s := strings.ReplaceAll(tmpl, "OWNER", owner.Identity().ID().String())
+	s = strings.ReplaceAll(s, "VERSION", version)
+	return []byte(strings.ReplaceAll(s, "LIFECYCLE", lifecycle))
+}
+
+// uploadWith seals a small table under the given policy document and stores it.
+func (w *world) uploadWith(t *testing.T, doc []byte) string {
+	t.Helper()
+	data := []byte("a,b\n1,2\n")
+	var buf bytes.Buffer
+	if _, err := pad.Seal(&buf, bytes.NewReader(data), pad.SealOptions{Signer: w.owner,
+		Recipients: []*party.Identity{w.e.ClusterIdentity()}, Policy: doc,
+		PolicyType: "application/styx-policy+yaml", ContentType: "text/csv", Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.e.UploadPad(context.Background(), w.owner.Identity(), &buf, int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ID
+}
+
+// countingEngine is the default policy engine, counting the decisions it evaluates.
+type countingEngine struct {
+	policy.ValidityEngine
+	n atomic.Int64
+}
+
+func (c *countingEngine) Decide(ch *policy.Chain, req *policy.Request) policy.Decision {
+	c.n.Add(1)
+	return c.ValidityEngine.Decide(ch, req)
+}
+
+func (c *countingEngine) DecideWithValidity(ch *policy.Chain, req *policy.Request) (policy.Decision, policy.Validity) {
+	c.n.Add(1)
+	return c.ValidityEngine.DecideWithValidity(ch, req)
+}
+
+// TestQueryDecisionMemo fills the memo of query decisions with an allow, checks that the next
+// query reuses it (no evaluation), then makes a change that must deny: the very next query
+// through the query path (chain, decision, counters) is denied, for the policy's own reason.
+func TestQueryDecisionMemo(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name, lifecycle string
+		change          func(t *testing.T, w *world, clock *offsetClock)
+		reason          string // in the deny's reasons
+	}{
+		{"policy update", "", func(t *testing.T, w *world, _ *offsetClock) {
+			u := api.SignPolicyUpdate(w.owner, w.pad, queryPolicyDoc(w.owner, forbidQueries, "2", ""), w.e.now())
+			if _, err := w.e.UpdatePolicy(ctx, w.owner.Identity(), u); err != nil {
+				t.Fatal(err)
+			}
+		}, "forbid"},
+		{"revocation", "", func(t *testing.T, w *world, _ *offsetClock) { w.revoke(t, "consent withdrawn") }, "consent withdrawn"},
+		{"expiry", "lifecycle: {expires: EXPIRES}", func(t *testing.T, w *world, clock *offsetClock) {
+			clock.advance(2 * time.Hour)
+		}, "lifecycle.expires"},
+		{"count limit", "lifecycle: {max_uses_per_party: {query: 3}}", func(t *testing.T, w *world, _ *offsetClock) {}, "3 of 3 used"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTestEngine(t)
+			clock := &offsetClock{}
+			e.now = clock.now
+			pol := &countingEngine{ValidityEngine: policy.NewEngine().(policy.ValidityEngine)}
+			e.pol = pol
+			w := &world{e: e, owner: newParty(t), prog: strings.Repeat("ab", 32)}
+			lc := strings.ReplaceAll(c.lifecycle, "EXPIRES", e.now().Add(time.Hour).UTC().Format(time.RFC3339))
+			w.pad = w.uploadWith(t, queryPolicyDoc(w.owner, queryPolicy, "1", lc))
+			querier := newParty(t).Identity().ID()
+			query := func() (policy.Decision, error) {
+				ch, err := e.queryChain(ctx, w.pad)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e.admitQuery(ctx, ch, querier, w.prog)
+			}
+			for i := range 3 {
+				if c.name == "count limit" && i == 2 {
+					break // the third use is the last one the limit grants: taken below
+				}
+				if d, err := query(); err != nil || !d.Allow {
+					t.Fatalf("query %d before the change: %v", i, err)
+				}
+			}
+			if n := pol.n.Load(); n != 1 {
+				t.Fatalf("%d evaluations for the queries before the change: the memo was not used", n)
+			}
+			if c.name == "count limit" {
+				if d, err := query(); err != nil || d.Obligations.Counters[1].Used != 2 {
+					t.Fatalf("the last allowed query: %+v (%v)", d.Obligations.Counters, err)
+				}
+			}
+			c.change(t, w, clock)
+			d, err := query()
+			if err == nil || d.Allow {
+				t.Fatalf("the first query after the change was allowed")
+			}
+			if !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("the query after the change was denied for another reason than %q: %v", c.reason, err)
+			}
+		})
+	}
+}
+
+// TestQueryDecisionMemoIsBounded fills the memo past its bound: it starts over, never grows.
+func TestQueryDecisionMemoIsBounded(t *testing.T) {
+	var m decisionMemo
+	pc := &policy.Chain{}
+	req := &policy.Request{}
+	for i := range maxDecisions + 10 {
+		m.put(poolKey{pad: fmt.Sprint(i)}, pc, req, policy.Decision{Allow: true}, policy.Validity{Reusable: true})
+		if len(m.m) > maxDecisions {
+			t.Fatalf("%d entries, more than %d", len(m.m), maxDecisions)
+		}
+	}
+}
+
+// TestSameQueryRequest: every field of a request but Now and Uses tells two requests apart. A
+// field added to policy.Request must be compared by sameQueryRequest.
+func TestSameQueryRequest(t *testing.T) {
+	if n := reflect.TypeFor[policy.Request]().NumField(); n != 9 {
+		t.Fatalf("policy.Request has %d fields: check that sameQueryRequest compares the new ones", n)
+	}
+	if n := reflect.TypeFor[policy.OutputClaim]().NumField(); n != 5 {
+		t.Fatalf("policy.OutputClaim has %d fields: check that sameQueryRequest compares the new ones", n)
+	}
+	a, b := newParty(t).Identity().ID(), newParty(t).Identity().ID()
+	base := func() *policy.Request {
+		return &policy.Request{Principal: a, Action: policy.ActionQuery, Now: time.Unix(1, 0), Program: "p", TEE: policy.TEEClaims{Type: "sim"},
+			Output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{a}}, Uses: policy.Uses{{Pad: "x"}: 1}}
+	}
+	same := base()
+	same.Now, same.Uses = time.Unix(2, 0), nil
+	if !sameQueryRequest(base(), same) {
+		t.Fatal("requests that differ in Now and Uses only are not the same")
+	}
+	for name, change := range map[string]func(*policy.Request){
+		"principal":   func(r *policy.Request) { r.Principal = b },
+		"action":      func(r *policy.Request) { r.Action = policy.ActionUse },
+		"purpose":     func(r *policy.Request) { r.Purpose = "x" },
+		"program":     func(r *policy.Request) { r.Program = "q" },
+		"job":         func(r *policy.Request) { r.Job = "j" },
+		"tee":         func(r *policy.Request) { r.TEE.TCB = 1 },
+		"no output":   func(r *policy.Request) { r.Output = nil },
+		"kind":        func(r *policy.Request) { r.Output.Kind = policy.KindLog },
+		"bytes":       func(r *policy.Request) { r.Output.Bytes = 1 },
+		"aggregation": func(r *policy.Request) { r.Output.Aggregation = 1 },
+		"pending":     func(r *policy.Request) { r.Output.Pending = true },
+		"recipients":  func(r *policy.Request) { r.Output.Recipients = []party.ID{b} },
+	} {
+		r := base()
+		change(r)
+		if sameQueryRequest(base(), r) {
+			t.Errorf("requests with a different %s are the same", name)
 		}
 	}
 }
