@@ -184,17 +184,6 @@ func (e *Engine) padRef(r *padRecord) policy.PadRef {
 	return policy.PadRef{ID: r.ID, Kind: policy.Kind(r.Kind), Owner: owner, Depth: r.Depth}
 }
 
-func (e *Engine) checkRevoked(ctx context.Context, ch *chain, id string) error {
-	if ch.revoked != "" {
-		return nil
-	}
-	rv, err := e.revocation(ctx, id)
-	if err == nil && rv != nil {
-		ch.revoked, ch.revocation = id, rv
-	}
-	return err
-}
-
 // revocation returns Pad id's revocation, or nil if it has none.
 func (e *Engine) revocation(ctx context.Context, id string) (*api.Revocation, error) {
 	var rv api.Revocation

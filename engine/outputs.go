@@ -107,20 +107,36 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 	return outs, strconv.FormatInt(r.Index, 10), nil
 }
 
-// revokedSince reads the revocations of every input and ancestor of an admission again, and
-// returns the reason of the first one found revoked (nil if none).
+// revokedSince reads the revocations of every input and ancestor of an admission again (all at
+// once), and returns the reason of the first one found revoked, in input and chain order (nil
+// if none).
 func (e *Engine) revokedSince(ctx context.Context, a *admission) ([]string, error) {
+	type probe struct {
+		input string
+		ch    *chain
+		id    string
+		rv    *api.Revocation
+		err   error
+	}
+	var probes []*probe
 	for _, name := range a.inputs {
 		ch := a.chains[name]
-		probe := &chain{pad: ch.pad}
 		for _, id := range ch.order {
-			if err := e.checkRevoked(ctx, probe, id); err != nil {
-				return nil, err
-			}
-			if probe.revoked != "" {
-				r := revokedDecision(probe, policy.ActionDerive).Reasons[0]
-				return []string{fmt.Sprintf("input %s (%s): %s", name, policy.ActionDerive, r)}, nil
-			}
+			probes = append(probes, &probe{input: name, ch: ch, id: id})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, p := range probes {
+		wg.Go(func() { p.rv, p.err = e.revocation(ctx, p.id) })
+	}
+	wg.Wait()
+	for _, p := range probes {
+		if p.err != nil {
+			return nil, p.err
+		}
+		if p.rv != nil {
+			r := revokedDecision(&chain{pad: p.ch.pad, revoked: p.id, revocation: p.rv}, policy.ActionDerive).Reasons[0]
+			return []string{fmt.Sprintf("input %s (%s): %s", p.input, policy.ActionDerive, r)}, nil
 		}
 	}
 	return nil, nil
