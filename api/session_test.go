@@ -398,7 +398,7 @@ func TestSessionEncodingsMatchTheirSpec(t *testing.T) {
 		if n := testing.AllocsPerRun(10, func() {
 			appendSessionCanonical(nil, http.MethodPost, uri, "AAAAAAAAAAAAAAAAAAAAAA", date, &b)
 			sessionAnswerAD(nil, "sid", "pad", "prog", &b)
-		}); n != 2 {
+		}); n != 2 && !raceEnabled {
 			t.Errorf("canonical and answer AD %d: %v allocations, want one each", i, n)
 		}
 		wantAD := strings.Join([]string{labelAnswerAD, "sid", "pad", "prog", nonce, sum}, "\x00")
