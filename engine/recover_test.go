@@ -186,24 +186,31 @@ func TestInterruptedJobFailsAndLosesItsOutputs(t *testing.T) {
 	}
 }
 
-// A job recorded as queued whose message never reached the queue (the node died in between) is
-// queued again when the engine restarts, and runs.
-func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
-	ctx := context.Background()
-	w, restart := newRestartableWorld(t)
-	e := w.e
-	id := newJobID()
+// recordAdmittedJob admits a rowcount job on the world's Pad and records it queued, as SubmitJob
+// does, without queueing it; it returns the job's id.
+func recordAdmittedJob(t *testing.T, w *world) string {
+	t.Helper()
+	ctx, e, id := context.Background(), w.e, newJobID()
 	spec := api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad}, Purpose: "research",
 		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
 	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true, nil)
 	if err != nil || !a.allowed {
 		t.Fatalf("admission: %v %v", err, a.reasons())
 	}
-	// What SubmitJob writes before it publishes.
-	if err := e.createJSON(ctx, store.JobRecords, id, &jobRecord{Caller: w.owner.Identity().String(), Status: api.JobStatus{
-		ID: id, State: api.JobQueued, Submitter: w.owner.Identity().ID().String(), Spec: spec, Submitted: e.now().UTC()}}); err != nil {
+	if err := e.createJSON(ctx, store.JobRecords, id, &jobRecord{Caller: w.owner.Identity().String(), Reserved: a.reserved,
+		Status: api.JobStatus{ID: id, State: api.JobQueued, Submitter: w.owner.Identity().ID().String(), Spec: spec, Submitted: e.now().UTC()}}); err != nil {
 		t.Fatal(err)
 	}
+	return id
+}
+
+// A job recorded as queued whose message never reached the queue (the node died in between) is
+// queued again when the engine restarts, and runs.
+func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	w, restart := newRestartableWorld(t)
+	e := w.e
+	id := recordAdmittedJob(t, w) // what SubmitJob writes before it publishes
 	restart()
 	e = w.e
 	e.cfg.MaxWait = 3 * time.Minute // a bound, ample even under -race
@@ -223,18 +230,7 @@ func TestQueuedUnclaimedJobRunsOnceAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	w, restart := newRestartableWorld(t)
 	e := w.e
-	id := newJobID()
-	spec := api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad}, Purpose: "research",
-		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
-	a, err := e.admit(ctx, w.owner.Identity().ID(), id, &spec, true, nil)
-	if err != nil || !a.allowed {
-		t.Fatalf("admission: %v %v", err, a.reasons())
-	}
-	// What SubmitJob writes and publishes; the worker never started.
-	if err := e.createJSON(ctx, store.JobRecords, id, &jobRecord{Caller: w.owner.Identity().String(), Status: api.JobStatus{
-		ID: id, State: api.JobQueued, Submitter: w.owner.Identity().ID().String(), Spec: spec, Submitted: e.now().UTC()}}); err != nil {
-		t.Fatal(err)
-	}
+	id := recordAdmittedJob(t, w) // what SubmitJob writes and publishes; the worker never started
 	if err := e.publish(ctx, id); err != nil {
 		t.Fatal(err)
 	}
