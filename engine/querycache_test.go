@@ -349,3 +349,34 @@ func TestSameQueryRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryDecisionMemoConcurrent queries from many goroutines under a per-querier limit, with
+// the memo shared (run it with -race): exactly the limit is admitted.
+func TestQueryDecisionMemoConcurrent(t *testing.T) {
+	ctx := context.Background()
+	const K = 50
+	e := newTestEngine(t)
+	w := &world{e: e, owner: newParty(t), prog: strings.Repeat("cd", 32)}
+	w.pad = w.uploadWith(t, queryPolicyDoc(w.owner, queryPolicy, "1", fmt.Sprintf("lifecycle: {max_uses_per_party: {query: %d}}", K)))
+	querier := newParty(t).Identity().ID()
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range K {
+				ch, err := e.queryChain(ctx, w.pad)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d, err := e.admitQuery(ctx, ch, querier, w.prog); err == nil && d.Allow {
+					allowed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != K {
+		t.Fatalf("%d queries admitted under a limit of %d", n, K)
+	}
+}
