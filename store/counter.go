@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,7 +82,10 @@ type next func(cur uint64, payload []byte, found bool) ([]byte, error)
 
 // casLoop reads key, asks f for the new value, and writes it with
 // compare-and-set, retrying with jittered backoff when another writer got
-// there first.
+// there first. For a counter, the first attempt starts from the value and
+// revision this store last saw (counterCache) instead of reading: on one
+// node that guess is right, and a write by anyone else makes the
+// compare-and-set fail, after which the loop reads as usual.
 func (s *Store) casLoop(ctx context.Context, b Bucket, key string, f next) error {
 	kv, err := s.bucket(b)
 	if err != nil {
@@ -90,8 +94,25 @@ func (s *Store) casLoop(ctx context.Context, b Bucket, key string, f next) error
 	if err := checkKeyName(key); err != nil {
 		return err
 	}
+	var guess *register
+	if b == Counters {
+		guess = s.counters.get(key)
+	}
 	for attempt := range casAttempts {
-		err := s.casOnce(ctx, kv, b, key, f)
+		wrote, err := s.casOnce(ctx, kv, b, key, f, guess)
+		if b == Counters {
+			if err == nil {
+				s.counters.put(key, wrote)
+			} else {
+				s.counters.drop(key)
+			}
+		}
+		if guess != nil && err != nil {
+			// A stale guess, or one f refused (a limit reached, say): decide again on what
+			// the store holds, read, without waiting.
+			guess = nil
+			continue
+		}
 		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrExists) {
 			return err
 		}
@@ -102,22 +123,75 @@ func (s *Store) casLoop(ctx context.Context, b Bucket, key string, f next) error
 	return fmt.Errorf("%w: %s/%s: gave up after %d compare-and-set attempts", ErrContention, b, key, casAttempts)
 }
 
-func (s *Store) casOnce(ctx context.Context, kv jetstream.KeyValue, b Bucket, key string, f next) error {
-	cur, payload, rev, err := s.readRegister(ctx, b, key)
-	found := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	val, err := f(cur, payload, found)
-	if err != nil {
-		return err
-	}
-	if found {
-		_, err = kv.Update(ctx, key, val, rev)
+// casOnce makes one compare-and-set of key from its current register, read
+// from the store unless guess gives it, and returns what it wrote.
+func (s *Store) casOnce(ctx context.Context, kv jetstream.KeyValue, b Bucket, key string, f next, guess *register) (register, error) {
+	var cur register
+	var payload []byte
+	found := true
+	if guess != nil {
+		cur = *guess
 	} else {
-		_, err = kv.Create(ctx, key, val)
+		var err error
+		cur.v, payload, cur.rev, err = s.readRegister(ctx, b, key)
+		found = err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return register{}, err
+		}
 	}
-	return mapErr(err, b, key)
+	val, err := f(cur.v, payload, found)
+	if err != nil {
+		return register{}, err
+	}
+	var rev uint64
+	if found {
+		rev, err = kv.Update(ctx, key, val, cur.rev)
+	} else {
+		rev, err = kv.Create(ctx, key, val)
+	}
+	if err != nil {
+		return register{}, mapErr(err, b, key)
+	}
+	return register{v: binary.BigEndian.Uint64(val), rev: rev}, nil
+}
+
+// A register is a counter's or version register's number and the
+// revision (stream sequence) of the record that holds it.
+type register struct{ v, rev uint64 }
+
+// counterCache remembers the register of each counter this store last
+// wrote, as the first guess of the next compare-and-set on it (casLoop). It
+// is never trusted for a read: Counter reads the store.
+type counterCache struct {
+	mu sync.Mutex
+	m  map[string]register
+}
+
+// counterCacheMax bounds the cache; past it, it starts again empty.
+const counterCacheMax = 1 << 16
+
+func (c *counterCache) get(key string) *register {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.m[key]; ok {
+		return &r
+	}
+	return nil
+}
+
+func (c *counterCache) put(key string, r register) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= counterCacheMax {
+		c.m = make(map[string]register)
+	}
+	c.m[key] = r
+}
+
+func (c *counterCache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, key)
 }
 
 // readRegister reads a counter or version register from its stream

@@ -228,3 +228,26 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+// Reserve starts its compare-and-set from the value it last wrote; a write by another writer
+// (another node) makes that guess fail, and Reserve then reads and counts from the real value.
+func TestReserveAfterAForeignWrite(t *testing.T) {
+	s := openTemp(t)
+	ctx := testCtx(t)
+	if n, err := s.Reserve(ctx, "c.pad.use", 1, 100); err != nil || n != 1 {
+		t.Fatalf("first reservation: %d, %v", n, err)
+	}
+	// Another node moves the counter on behind this store's back.
+	if _, err := s.kvs[Counters].Put(ctx, "c.pad.use", encodeVersion(10, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Reserve(ctx, "c.pad.use", 1, 100); err != nil || n != 11 {
+		t.Fatalf("reservation after a foreign write: %d, %v; want 11", n, err)
+	}
+	if n, err := s.Reserve(ctx, "c.pad.use", 1, 11); !errors.Is(err, ErrLimitReached) || n != 0 {
+		t.Fatalf("reservation past the limit: %d, %v", n, err)
+	}
+	if n, err := s.Counter(ctx, "c.pad.use"); err != nil || n != 11 {
+		t.Fatalf("counter: %d, %v; want 11", n, err)
+	}
+}

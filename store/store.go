@@ -67,6 +67,8 @@ type Store struct {
 	jobs    *Queue
 	audit   *AuditStream
 
+	counters counterCache // first guesses for Reserve's compare-and-set
+
 	closeOnce sync.Once
 	closeErr  error
 }
