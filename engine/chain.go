@@ -265,11 +265,16 @@ func (e *Engine) decide(ctx context.Context, ch *chain, r request) (policy.Decis
 
 // decideWith evaluates r on a chain that is not revoked with the given counters.
 func (e *Engine) decideWith(ch *chain, r request, uses policy.Uses) policy.Decision {
-	req := &policy.Request{
+	return e.pol.Decide(&ch.pc, e.policyRequest(r, uses))
+}
+
+// policyRequest is the policy engine's request for r now, with the given counters: the one
+// place the engine fills a policy.Request, so jobs, releases and queries decide alike.
+func (e *Engine) policyRequest(r request, uses policy.Uses) *policy.Request {
+	return &policy.Request{
 		Principal: r.caller, Action: r.action, Now: e.now(), Purpose: r.purpose,
 		Program: r.program, Job: r.job, TEE: e.claims, Output: r.output, Uses: uses,
 	}
-	return e.pol.Decide(&ch.pc, req)
 }
 
 func revokedDecision(ch *chain, action policy.Action) policy.Decision {

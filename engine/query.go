@@ -164,8 +164,8 @@ func (e *Engine) decideQuery(ctx context.Context, ch *chain, caller party.ID, pr
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	req := &policy.Request{Principal: caller, Action: policy.ActionQuery, Now: e.now(), Program: program, TEE: e.claims,
-		Output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{caller}}, Uses: uses}
+	req := e.policyRequest(request{caller: caller, action: policy.ActionQuery, program: program,
+		output: &policy.OutputClaim{Kind: policy.KindPrediction, Recipients: []party.ID{caller}}}, uses)
 	ve, ok := e.pol.(policy.ValidityEngine)
 	if !ok {
 		return e.pol.Decide(&ch.pc, req), nil
