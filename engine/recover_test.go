@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -204,61 +205,47 @@ func recordAdmittedJob(t *testing.T, w *world) string {
 	return id
 }
 
-// A job recorded as queued whose message never reached the queue (the node died in between) is
-// queued again when the engine restarts, and runs.
-func TestQueuedJobWithoutMessageRunsAfterRestart(t *testing.T) {
-	ctx := context.Background()
-	w, restart := newRestartableWorld(t)
-	e := w.e
-	id := recordAdmittedJob(t, w) // what SubmitJob writes before it publishes
-	restart()
-	e = w.e
-	e.cfg.MaxWait = 3 * time.Minute // a bound, ample even under -race
-	e.Start(ctx)
-	st, err := e.Job(ctx, w.owner.Identity(), id, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != api.JobDone || st.Outputs["count"] == "" {
-		t.Fatalf("job recorded before a crash is %s (%s) after the restart, want done", st.State, fmtAPIErr(st.Error))
-	}
-}
-
-// A job whose message reached the queue but that no worker had claimed when the node stopped is
-// published again at restart (it looks like one without a message); it still runs exactly once.
-func TestQueuedUnclaimedJobRunsOnceAfterRestart(t *testing.T) {
-	ctx := context.Background()
-	w, restart := newRestartableWorld(t)
-	e := w.e
-	id := recordAdmittedJob(t, w) // what SubmitJob writes and publishes; the worker never started
-	if err := e.publish(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	restart()
-	e = w.e
-	e.cfg.MaxWait = 3 * time.Minute // a bound, ample even under -race
-	e.Start(ctx)
-	st, err := e.Job(ctx, w.owner.Identity(), id, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != api.JobDone || st.Outputs["count"] == "" {
-		t.Fatalf("job queued before the restart is %s (%s), want done", st.State, fmtAPIErr(st.Error))
-	}
-	// Give a second message, had there been one, time to reach the worker.
-	time.Sleep(500 * time.Millisecond)
-	done := 0
-	for i := range e.audit.Size() {
-		en, err := e.audit.Read(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if en.Event.Kind == audit.KindJobDone && en.Event.Job == id {
-			done++
-		}
-	}
-	if done != 1 {
-		t.Fatalf("the job finished %d times, want once", done)
+// A job recorded as queued when its node stopped runs exactly once after the restart, whether
+// its message never reached the queue (the node died in between: Start publishes it again) or
+// reached it unclaimed (published again all the same, and dropped as a duplicate).
+func TestQueuedJobRunsOnceAfterRestart(t *testing.T) {
+	for _, published := range []bool{false, true} {
+		t.Run(fmt.Sprintf("published=%v", published), func(t *testing.T) {
+			ctx := context.Background()
+			w, restart := newRestartableWorld(t)
+			id := recordAdmittedJob(t, w) // what SubmitJob writes; the worker never started
+			if published {
+				if err := w.e.publish(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			restart()
+			e := w.e
+			e.cfg.MaxWait = 3 * time.Minute // a bound, ample even under -race
+			e.Start(ctx)
+			st, err := e.Job(ctx, w.owner.Identity(), id, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != api.JobDone || st.Outputs["count"] == "" {
+				t.Fatalf("job queued before the restart is %s (%s), want done", st.State, fmtAPIErr(st.Error))
+			}
+			// Give a second message, had there been one, time to reach the worker.
+			time.Sleep(500 * time.Millisecond)
+			done := 0
+			for i := range e.audit.Size() {
+				en, err := e.audit.Read(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if en.Event.Kind == audit.KindJobDone && en.Event.Job == id {
+					done++
+				}
+			}
+			if done != 1 {
+				t.Fatalf("the job finished %d times, want once", done)
+			}
+		})
 	}
 }
 
