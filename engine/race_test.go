@@ -9,7 +9,6 @@ import (
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/internal/wasmbuild"
-	"github.com/styx-tee/styx/pad"
 	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/policy"
 )
@@ -65,18 +64,7 @@ func newWorld(t *testing.T, e *Engine, lifecycle string) *world {
 // upload seals a small table under the owner's policy with the given lifecycle line and stores it.
 func (w *world) upload(t *testing.T, lifecycle string) string {
 	t.Helper()
-	data := []byte("a,b\n1,2\n3,4\n")
-	var buf bytes.Buffer
-	if _, err := pad.Seal(&buf, bytes.NewReader(data), pad.SealOptions{Signer: w.owner,
-		Recipients: []*party.Identity{w.e.ClusterIdentity()}, Policy: ownerPolicy(w.owner, "1", lifecycle),
-		PolicyType: "application/styx-policy+yaml", ContentType: "text/csv", Size: int64(len(data))}); err != nil {
-		t.Fatal(err)
-	}
-	info, err := w.e.UploadPad(context.Background(), w.owner.Identity(), &buf, int64(buf.Len()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.ID
+	return w.uploadWith(t, ownerPolicy(w.owner, "1", lifecycle))
 }
 
 func newParty(t *testing.T) *party.Key {
