@@ -58,15 +58,7 @@ func TestCoalesceDataGoPrograms(t *testing.T) {
 		if after*100 > before {
 			t.Errorf("%s: %d data segments coalesced into %d, want at most 1%%", pkg, before, after)
 		}
-		want, err := initialMemory(t, r, wasm)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := initialMemory(t, r, merged)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
+		if !sameStart(t, r, wasm, merged) {
 			t.Errorf("%s: the coalesced module starts with other memory", pkg)
 		}
 	}
@@ -148,15 +140,7 @@ func TestCoalesceDataEquivalent(t *testing.T) {
 			if n := segmentCount(t, merged); n != tc.segments {
 				t.Errorf("%d segments after coalescing, want %d", n, tc.segments)
 			}
-			want, err := initialMemory(t, r, wasm)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := initialMemory(t, r, merged)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
+			if !sameStart(t, r, wasm, merged) {
 				t.Error("the coalesced module starts with other memory")
 			}
 		})
@@ -270,4 +254,18 @@ func FuzzCoalesceData(f *testing.F) {
 			t.Fatal("the coalesced module starts with other memory")
 		}
 	})
+}
+
+// sameStart reports whether modules a and b start with the same linear memory.
+func sameStart(t *testing.T, r *Runtime, a, b []byte) bool {
+	t.Helper()
+	want, err := initialMemory(t, r, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := initialMemory(t, r, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(got, want)
 }
