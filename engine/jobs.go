@@ -28,18 +28,8 @@ type jobRecord struct {
 // and queues it. A denied job is recorded too, and the error carries every reason.
 func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *api.JobSpec) (*api.JobStatus, error) {
 	e.rememberParty(ctx, caller)
-	if err := spec.Validate(); err != nil {
-		return nil, api.Errorf(api.ErrBadRequest, "%v", err)
-	}
-	// The program's existence is checked while the inputs are evaluated (both are store reads),
-	// and before any use is reserved; a missing program is the error reported first.
-	progErr := make(chan error, 1)
-	go func() { progErr <- e.programExists(ctx, spec.Program) }()
 	id := newJobID()
-	a, err := e.admit(ctx, caller.ID(), id, spec, false, nil)
-	if perr := <-progErr; perr != nil {
-		return nil, perr
-	}
+	a, err := e.evaluateJob(ctx, caller.ID(), id, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -131,20 +121,26 @@ func (e *Engine) requeue(ctx context.Context) {
 	}
 }
 
-func (e *Engine) checkSpec(ctx context.Context, spec *api.JobSpec) error {
+// evaluateJob checks spec and evaluates its admission, reserving nothing. The program's
+// existence is checked while the inputs are evaluated (both are store reads), and a missing
+// program is the error reported first.
+func (e *Engine) evaluateJob(ctx context.Context, caller party.ID, job string, spec *api.JobSpec) (*admission, error) {
 	if err := spec.Validate(); err != nil {
-		return api.Errorf(api.ErrBadRequest, "%v", err)
+		return nil, api.Errorf(api.ErrBadRequest, "%v", err)
 	}
-	return e.programExists(ctx, spec.Program)
+	progErr := make(chan error, 1)
+	go func() { progErr <- e.programExists(ctx, spec.Program) }()
+	a, err := e.admit(ctx, caller, job, spec, false, nil)
+	if perr := <-progErr; perr != nil {
+		return nil, perr
+	}
+	return a, err
 }
 
 // ExplainJob evaluates admission without reserving a use, touching a key or queueing anything.
 func (e *Engine) ExplainJob(ctx context.Context, caller *party.Identity, spec *api.JobSpec) (*api.Explanation, error) {
 	e.rememberParty(ctx, caller)
-	if err := e.checkSpec(ctx, spec); err != nil {
-		return nil, err
-	}
-	a, err := e.admit(ctx, caller.ID(), "explain", spec, false, nil)
+	a, err := e.evaluateJob(ctx, caller.ID(), "explain", spec)
 	if err != nil {
 		return nil, err
 	}
