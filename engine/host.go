@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/styx-tee/styx/api"
@@ -19,6 +20,10 @@ import (
 
 // jobHost is the sandbox's view of one job: the input pipeline on the way in, the output
 // capture on the way out. The sandbox calls it from one goroutine at a time.
+//
+// The job is decided again when it starts (prepare), while the guest boots: no input is listed
+// or opened before that decision allows the job, and the inputs' Pads are opened ahead, once it
+// has, so that the program does not wait for their signatures and key unwraps.
 type jobHost struct {
 	e      *Engine
 	ctx    context.Context
@@ -26,18 +31,52 @@ type jobHost struct {
 	caller party.ID
 	job    string
 	spec   *api.JobSpec
-	adm    *admission
-	inputs []sandbox.Input
-	rows   map[string]int64 // input name → data rows read so far (CSV)
-	read   []string         // input names in the order they were first opened
-	outs   []*capture
-	logs   bytes.Buffer
-	epoch  uint64            // the engine's epoch when the job was last decided
-	own    map[string]uint64 // the uses the job's admission reserved (see admit)
+
+	// Set by prepare before ready is closed, and read only after.
+	ready    chan struct{}
+	startErr error // the start decision failed (not a denial: that cancels the job)
+	adm      *admission
+	inputs   []sandbox.Input
+	ahead    map[string]openedPad // Pads opened ahead of the program's first Open of each input
+
+	rows  map[string]int64 // input name → data rows read so far (CSV)
+	read  []string         // input names in the order they were first opened
+	outs  []*capture
+	logs  bytes.Buffer
+	epoch uint64            // the engine's epoch when the job was last decided
+	own   map[string]uint64 // the uses the job's admission reserved (see admit)
 }
 
-func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, caller party.ID, job string, spec *api.JobSpec, adm *admission, epoch uint64, own map[string]uint64) *jobHost {
-	h := &jobHost{e: e, ctx: ctx, cancel: cancel, caller: caller, job: job, spec: spec, adm: adm, rows: map[string]int64{}, epoch: epoch, own: own}
+// openedPad is an input Pad opened ahead: what openPad returned.
+type openedPad struct {
+	c   io.Closer
+	pt  io.Reader
+	err error
+}
+
+// newJobHost returns the host of a job about to run; its prepare must run once, and done when
+// the program has ended. epoch is the engine's epoch read before the start decision.
+func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, caller party.ID, job string, spec *api.JobSpec, epoch uint64, own map[string]uint64) *jobHost {
+	return &jobHost{e: e, ctx: ctx, cancel: cancel, caller: caller, job: job, spec: spec, ready: make(chan struct{}),
+		rows: map[string]int64{}, epoch: epoch, own: own}
+}
+
+// prepare decides the job again on the chains as they are now (policies may have changed since
+// admission: update, revocation, expiry) and, if it is still allowed, opens every input's Pad
+// at once. A denial aborts the job; an error is kept in startErr. It closes ready when done.
+func (h *jobHost) prepare() {
+	defer close(h.ready)
+	adm, err := h.e.admit(h.ctx, h.caller, h.job, h.spec, false, h.own)
+	if err != nil {
+		h.startErr = err
+		h.cancel(err)
+		return
+	}
+	h.adm = adm
+	if !adm.allowed {
+		h.cancel(&abortError{reasons: adm.reasons()})
+		return
+	}
 	for _, name := range adm.inputs {
 		rec := adm.chains[name].pad
 		kind := rec.ContentType
@@ -51,21 +90,70 @@ func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc,
 		}
 		h.inputs = append(h.inputs, sandbox.Input{Name: name, Kind: kind, Size: size})
 	}
-	return h
+	opened := make([]openedPad, len(adm.inputs))
+	var wg sync.WaitGroup
+	for i, name := range adm.inputs {
+		wg.Go(func() {
+			o := &opened[i]
+			o.c, o.pt, o.err = h.e.openPad(h.ctx, adm.chains[name].pad)
+		})
+	}
+	wg.Wait()
+	h.ahead = make(map[string]openedPad, len(opened))
+	for i, name := range adm.inputs {
+		h.ahead[name] = opened[i]
+	}
 }
 
-func (h *jobHost) Inputs() []sandbox.Input { return h.inputs }
-func (h *jobHost) Params() []byte          { return h.spec.Params }
-func (h *jobHost) Log(p []byte)            { h.logs.Write(p) }
+// started waits for prepare and reports whether the program may have its inputs.
+func (h *jobHost) started() error {
+	<-h.ready
+	if h.startErr != nil {
+		return fmt.Errorf("the job's start decision failed: %w", h.startErr)
+	}
+	if !h.adm.allowed {
+		return errors.New("job aborted: " + strings.Join(h.adm.reasons(), "; "))
+	}
+	return nil
+}
+
+// done waits for prepare and closes the Pads opened ahead that the program never opened.
+func (h *jobHost) done() {
+	<-h.ready
+	for name, o := range h.ahead {
+		if o.err == nil {
+			o.c.Close()
+		}
+		delete(h.ahead, name)
+	}
+}
+
+func (h *jobHost) Inputs() []sandbox.Input {
+	if h.started() != nil {
+		return nil
+	}
+	return h.inputs
+}
+func (h *jobHost) Params() []byte { return h.spec.Params }
+func (h *jobHost) Log(p []byte)   { h.logs.Write(p) }
 
 // Open is the input pipeline: it authenticates and decrypts the input Pad as a stream, applies
 // its owners' input rules, and re-checks the job's liveness on every read.
 func (h *jobHost) Open(name string) (io.Reader, error) {
+	if err := h.started(); err != nil {
+		return nil, err
+	}
 	ch, ok := h.adm.chains[name]
 	if !ok {
 		return nil, fmt.Errorf("no input %q in this job", name)
 	}
-	rc, pt, err := h.e.openPad(h.ctx, ch.pad)
+	o, ok := h.ahead[name]
+	if ok {
+		delete(h.ahead, name)
+	} else { // opened before: open it again
+		o.c, o.pt, o.err = h.e.openPad(h.ctx, ch.pad)
+	}
+	rc, pt, err := o.c, o.pt, o.err
 	if err != nil {
 		h.e.log.Warn("job input does not open", "job", h.job, "input", name, "pad", ch.pad.ID, "err", err)
 		return nil, fmt.Errorf("input %s: %w", name, err)
@@ -201,6 +289,7 @@ func isCSV(contentType string) bool {
 // openPad opens a stored Pad inside the TEE: with the cluster key for a Pad sealed to the
 // cluster, with the key store for a derived one. It checks the blob is the Pad the record names.
 func (e *Engine) openPad(ctx context.Context, rec *padRecord) (io.ReadCloser, io.Reader, error) {
+	e.at("open pad")
 	blob, err := e.blobs.Open(ctx, padBlob(rec.ID))
 	if err != nil {
 		return nil, nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/styx-tee/styx/api"
@@ -115,6 +116,41 @@ func (w *world) revoke(t *testing.T, reason string) {
 	t.Helper()
 	if _, err := w.e.Revoke(context.Background(), w.owner.Identity(), api.SignRevocation(w.owner, w.pad, reason, w.e.now())); err != nil {
 		t.Errorf("revoke: %v", err)
+	}
+}
+
+// TestRevocationBeforeStart revokes the input after the job was admitted, as it starts: the
+// decision taken while the guest boots denies it, so no Pad is opened (no key unwrapped) and the
+// job is aborted with the revocation's reason.
+func TestRevocationBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	var revoked, openedAfter atomic.Bool
+	e.hook = func(s string) {
+		switch {
+		case s == "starting" && !revoked.Load():
+			w.revoke(t, "withdrawn before the start")
+			revoked.Store(true)
+		case s == "open pad" && revoked.Load():
+			openedAfter.Store(true)
+		}
+	}
+	e.Start(ctx)
+	defer e.Close()
+	st := w.run(t)
+	if !revoked.Load() {
+		t.Fatal("the job never started")
+	}
+	if st.State != api.JobAborted || st.Receipt != "" || len(st.Outputs) != 0 {
+		t.Fatalf("job is %s (%s), receipt %q, outputs %v; want aborted without either", st.State, fmtAPIErr(st.Error), st.Receipt, st.Outputs)
+	}
+	if !strings.Contains(fmtAPIErr(st.Error), "withdrawn before the start") {
+		t.Fatalf("abort reason %s does not give the revocation's", fmtAPIErr(st.Error))
+	}
+	if openedAfter.Load() {
+		t.Fatal("a Pad was opened for a job its start decision denies")
 	}
 }
 

@@ -210,16 +210,6 @@ func (e *Engine) runFrom(ctx context.Context, rec *jobRecord) error {
 // execute runs an admitted job; own are the uses its admission reserved.
 func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.JobStatus, own map[string]uint64) error {
 	spec := &st.Spec
-	// Policies may have changed since admission (update, revocation, expiry): check again. The
-	// epoch is read first, so that a change stored during this decision is seen by the reads.
-	epoch := e.epoch.Load()
-	adm, err := e.admit(ctx, caller.ID(), st.ID, spec, false, own)
-	if err != nil {
-		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
-	}
-	if !adm.allowed {
-		return e.abort(ctx, caller, st, adm.pads(), adm.reasons())
-	}
 	prog, err := e.compiled(ctx, spec.Program)
 	if err != nil {
 		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
@@ -227,11 +217,28 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	defer prog.Close(ctx)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	host := e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec, adm, epoch, own)
+	// Policies may have changed since admission (update, revocation, expiry): the job is decided
+	// again while its guest boots, and the program gets no input before that decision allows it
+	// (jobHost.prepare). The epoch is read first, so that a change stored during this decision
+	// is seen by the reads.
+	e.at("starting")
+	host := e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec, e.epoch.Load(), own)
+	go host.prepare()
 	stopWatch := e.watch(jobCtx, cancel, caller, st, own)
 	_, runErr := e.sb.RunProgram(jobCtx, prog, host)
 	stopWatch()
+	host.done()
 	e.at("ran")
+	if host.startErr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", host.startErr), nil, "")
+	}
+	adm := host.adm
+	if !adm.allowed {
+		return e.abort(ctx, caller, st, adm.pads(), adm.reasons())
+	}
 	var ab *abortError
 	if errors.As(context.Cause(jobCtx), &ab) {
 		return e.abort(ctx, caller, st, adm.pads(), ab.reasons)
