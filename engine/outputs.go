@@ -49,8 +49,29 @@ type simulatedWarning struct {
 // cascaded without them; so once they exist, every input ancestor is checked for revocation
 // again, and if one was revoked the outputs are destroyed. Whichever order a revocation and the
 // sealing take, no live descendant of a revoked Pad remains. A denial is an *abortError.
+//
+// While that decision is taken, the outputs are sealed ahead on the chains the job started
+// with, and their keys and blobs written (sealAhead): each waits on a durable write, and
+// without a record neither makes a Pad exist. What the decision or the output checks refuse is
+// destroyed; an output whose parents' policies changed meanwhile is sealed again.
 func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost) (map[string]string, string, error) {
+	h.attachLogs()
+	for _, c := range h.outs {
+		c.Close()
+		if len(c.from) == 0 {
+			c.from = slices.Clone(h.adm.inputs) // wrote before reading anything: derive from all inputs (conservative)
+		}
+	}
+	ahead := make(chan []*sealedOutput, 1)
+	go func() { ahead <- e.sealAhead(ctx, caller, st, h, h.adm) }()
 	adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false, h.own)
+	sealed := <-ahead
+	keep := false
+	defer func() {
+		if !keep {
+			e.dropSealed(context.WithoutCancel(ctx), sealed)
+		}
+	}()
 	if err != nil {
 		return nil, "", err
 	}
@@ -58,12 +79,7 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 		return nil, "", &abortError{reasons: adm.reasons()}
 	}
 	h.adm = adm
-	h.attachLogs()
 	for _, c := range h.outs {
-		c.Close()
-		if len(c.from) == 0 {
-			c.from = slices.Clone(h.adm.inputs) // wrote before reading anything: derive from all inputs (conservative)
-		}
 		if err := e.checkOutput(ctx, caller.ID(), st, h, c); err != nil {
 			return nil, "", err
 		}
@@ -76,13 +92,28 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 		ch := h.adm.chains[name]
 		claims.Inputs = append(claims.Inputs, audit.PadRef{Pad: ch.pad.ID, Policy: ch.policyDigest()})
 	}
-	for _, c := range h.outs {
-		rec, err := e.sealDerived(ctx, caller, st, h, c)
-		if err != nil {
-			return nil, "", err
+	for i, c := range h.outs {
+		s := sealed[i]
+		if s.err != nil || !s.sealedOn(adm, c) {
+			// Sealing ahead failed, or a parent's policy changed since the job started: the
+			// output is sealed again on the chains just decided.
+			e.dropSealed(context.WithoutCancel(ctx), sealed[i:i+1])
+			if s = e.sealOutput(ctx, caller, st, h, adm, c); s.err == nil {
+				s.err = s.write(ctx, e)
+			}
+			sealed[i] = s
+			if s.err != nil {
+				return nil, "", s.err
+			}
 		}
-		outs[c.name] = rec.ID
-		claims.Outputs = append(claims.Outputs, audit.PadRef{Pad: rec.ID, Policy: rec.PolicyDigest})
+	}
+	if err := e.createRecords(ctx, sealed); err != nil {
+		return nil, "", err // the records made are marked deleted by the caller (discardOutputs)
+	}
+	keep = true
+	for _, s := range sealed {
+		outs[s.c.name] = s.rec.ID
+		claims.Outputs = append(claims.Outputs, audit.PadRef{Pad: s.rec.ID, Policy: s.rec.PolicyDigest})
 	}
 	if reasons, err := e.revokedSince(ctx, adm); err != nil || reasons != nil {
 		if derr := e.discardOutputs(context.WithoutCancel(ctx), st.ID, "an ancestor was revoked while the job's outputs were sealed"); derr != nil {
@@ -220,68 +251,144 @@ func (h *jobHost) fewestRows(inputs []string) int64 {
 	return fewest
 }
 
-// sealDerived seals one output as a derived Pad: signed by the cluster, no key wraps, its data
-// key kept only in the node's sealed key store (so revocation can destroy it).
-func (e *Engine) sealDerived(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost, c *capture) (*padRecord, error) {
+// sealedOutput is one output sealed as a derived Pad: its key and blob, and the record that,
+// once stored, makes the Pad exist.
+type sealedOutput struct {
+	c       *capture
+	rec     *padRecord
+	parents []audit.PadRef // the parents and their policies it was sealed on
+	dk      *pad.DataKey
+	blob    bytes.Buffer
+	written bool // key and blob are stored
+	err     error
+}
+
+// sealAhead seals every output on the chains of adm and writes their keys and blobs, all at
+// once. An output that fails to seal or to be written carries its error.
+func (e *Engine) sealAhead(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost, adm *admission) []*sealedOutput {
+	out := make([]*sealedOutput, len(h.outs))
+	var wg sync.WaitGroup
+	for i, c := range h.outs {
+		wg.Go(func() {
+			s := e.sealOutput(ctx, caller, st, h, adm, c)
+			if s.err == nil {
+				s.err = s.write(ctx, e)
+			}
+			out[i] = s
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// parentsOf returns the parents of an output derived from the inputs from, on adm's chains.
+func parentsOf(adm *admission, from []string) (refs []audit.PadRef, parents []pad.ParentRef, depth int, err error) {
+	for _, name := range from {
+		ch := adm.chains[name]
+		policyHex := ch.policyDigest()
+		digest, err := hex.DecodeString(policyHex)
+		if err != nil || len(digest) != 32 {
+			return nil, nil, 0, fmt.Errorf("%w: policy digest of %s", errTamperedState, ch.pad.ID)
+		}
+		id, err := pad.ParseID(ch.pad.ID)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		parents = append(parents, pad.ParentRef{ID: id, PolicyDigest: [32]byte(digest)})
+		refs = append(refs, audit.PadRef{Pad: ch.pad.ID, Policy: policyHex})
+		depth = max(depth, ch.pad.Depth+1)
+	}
+	return refs, parents, depth, nil
+}
+
+// sealedOn reports whether s was sealed on the same parents and policies as adm's chains give.
+func (s *sealedOutput) sealedOn(adm *admission, c *capture) bool {
+	refs, _, depth, err := parentsOf(adm, c.from)
+	return err == nil && s.c == c && depth == s.rec.Depth && slices.Equal(refs, s.parents)
+}
+
+// sealOutput seals one output as a derived Pad on adm's chains: signed by the cluster, no key
+// wraps, its data key to be kept only in the node's sealed key store (so that revocation can
+// destroy it). Nothing is stored.
+func (e *Engine) sealOutput(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost, adm *admission, c *capture) *sealedOutput {
+	s := &sealedOutput{c: c}
 	doc := derivedDoc{Derived: 1, Kind: c.kind, Job: st.ID, Program: st.Spec.Program, Submitter: caller.ID().String(), TEE: e.auditTEE(),
 		Note: "effective policy: the current policy of every sealed ancestor, refined by its derive rule for this kind"}
 	if e.Simulated() {
 		doc.Simulated = &simulatedWarning{Warning: "derived on a SIMULATED TEE: no hardware protection"}
 	}
 	var parents []pad.ParentRef
-	depth := 0
-	var parentIDs []string
-	for _, name := range c.from {
-		ch := h.adm.chains[name]
-		rec, policyHex := ch.pad, ch.policyDigest()
-		digest, err := hex.DecodeString(policyHex)
-		if err != nil || len(digest) != 32 {
-			return nil, fmt.Errorf("%w: policy digest of %s", errTamperedState, rec.ID)
-		}
-		id, err := pad.ParseID(rec.ID)
-		if err != nil {
-			return nil, err
-		}
-		parents = append(parents, pad.ParentRef{ID: id, PolicyDigest: [32]byte(digest)})
-		parentIDs = append(parentIDs, rec.ID)
-		doc.Parents = append(doc.Parents, audit.PadRef{Pad: rec.ID, Policy: policyHex})
-		depth = max(depth, rec.Depth+1)
+	var depth int
+	if doc.Parents, parents, depth, s.err = parentsOf(adm, c.from); s.err != nil {
+		return s
 	}
+	s.parents = doc.Parents
 	docBytes, _ := json.Marshal(doc)
-	dk := pad.NewDataKey()
-	var sealed bytes.Buffer
-	hdr, err := pad.Seal(&sealed, bytes.NewReader(c.buf.Bytes()), pad.SealOptions{
+	s.dk = pad.NewDataKey()
+	hdr, err := pad.Seal(&s.blob, bytes.NewReader(c.buf.Bytes()), pad.SealOptions{
 		Signer: e.cfg.Cluster, Policy: docBytes, PolicyType: DerivedPolicyType, ContentType: contentTypeOf(c.kind),
-		Parents: parents, DataKey: dk, Size: int64(c.buf.Len()), CreatedAt: e.now(),
+		Parents: parents, DataKey: s.dk, Size: int64(c.buf.Len()), CreatedAt: e.now(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("engine: seal output %s: %w", c.name, err)
+		s.err = fmt.Errorf("engine: seal output %s: %w", c.name, err)
+		return s
 	}
 	d := hdr.PolicyDigest()
-	rec := &padRecord{
+	parentIDs := make([]string, len(doc.Parents))
+	for i, p := range doc.Parents {
+		parentIDs[i] = p.Pad
+	}
+	s.rec = &padRecord{
 		ID: hdr.ID.String(), Owner: caller.ID().String(), Signer: e.cfg.Cluster.Identity().ID().String(), Derived: true,
 		Kind: c.kind, Parents: parentIDs, Job: st.ID, Program: st.Spec.Program, ContentType: hdr.ContentType,
-		Size: hdr.Size, SealedSize: int64(sealed.Len()), Depth: depth, PolicyDigest: hex.EncodeToString(d[:]),
+		Size: hdr.Size, SealedSize: int64(s.blob.Len()), Depth: depth, PolicyDigest: hex.EncodeToString(d[:]),
 		Created: e.now().UTC(), Simulated: e.Simulated(),
 	}
 	if c.kind == string(policy.KindAggregate) {
-		rec.Aggregation = h.fewestRows(c.from)
+		s.rec.Aggregation = h.fewestRows(c.from)
 	}
-	// Key and blob (at once: each waits on its own durable write), then the record that makes
-	// the Pad exist: a crash leaves at most an unreachable key or blob, never a Pad without its
-	// key.
+	return s
+}
+
+// write stores the output's key and blob, at once (each waits on its own durable write).
+// Without the record neither makes a Pad exist: a crash leaves at most an unreachable key or
+// blob, never a Pad without its key.
+func (s *sealedOutput) write(ctx context.Context, e *Engine) error {
+	s.written = true // possibly in part: dropSealed removes what there is
 	var keyErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { keyErr = e.putDataKey(ctx, rec.ID, dk) })
-	_, blobErr := e.blobs.Put(ctx, padBlob(rec.ID), &sealed)
+	wg.Go(func() { keyErr = e.putDataKey(ctx, s.rec.ID, s.dk) })
+	_, blobErr := e.blobs.Put(ctx, padBlob(s.rec.ID), bytes.NewReader(s.blob.Bytes()))
 	wg.Wait()
-	if err := errors.Join(keyErr, blobErr); err != nil {
-		return nil, err
+	return errors.Join(keyErr, blobErr)
+}
+
+// createRecords stores the records of sealed outputs, at once: the derived Pads exist.
+func (e *Engine) createRecords(ctx context.Context, sealed []*sealedOutput) error {
+	errs := make([]error, len(sealed))
+	var wg sync.WaitGroup
+	for i, s := range sealed {
+		wg.Go(func() { errs[i] = e.createJSON(ctx, store.Pads, s.rec.ID, s.rec) })
 	}
-	if err := e.createJSON(ctx, store.Pads, rec.ID, rec); err != nil {
-		return nil, err
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// dropSealed destroys the keys and blobs of outputs sealed but not kept. A key or blob that
+// cannot be removed is unreachable anyway (no record names it): it is logged.
+func (e *Engine) dropSealed(ctx context.Context, sealed []*sealedOutput) {
+	for _, s := range sealed {
+		if s == nil || !s.written {
+			continue
+		}
+		s.written = false
+		if err := e.shred(ctx, s.rec.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			e.log.Warn("destroy the key of an output not kept", "pad", s.rec.ID, "err", err)
+		}
+		if err := e.blobs.Delete(ctx, padBlob(s.rec.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			e.log.Warn("delete the blob of an output not kept", "pad", s.rec.ID, "err", err)
+		}
 	}
-	return rec, nil
 }
 
 func contentTypeOf(kind string) string {

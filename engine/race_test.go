@@ -3,15 +3,21 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"io"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/internal/wasmbuild"
+	"github.com/styx-tee/styx/pad"
 	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/store"
 )
 
 // countPolicy lets its owner use and derive with any program, and release aggregates.
@@ -151,6 +157,132 @@ func TestRevocationBeforeStart(t *testing.T) {
 	}
 	if openedAfter.Load() {
 		t.Fatal("a Pad was opened for a job its start decision denies")
+	}
+}
+
+// TestPolicyUpdateWhileSealing updates the input's policy after the program ended: the outputs,
+// sealed ahead on the policy the job started with, are sealed again on the new one, and the
+// first sealing leaves no key or blob behind.
+func TestPolicyUpdateWhileSealing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	blobs := watchBlobs(e)
+	e.hook = func(s string) {
+		if s == "ran" {
+			w.update(t, "2", "")
+		}
+	}
+	e.Start(ctx)
+	defer e.Close()
+	st := w.run(t)
+	if st.State != api.JobDone {
+		t.Fatalf("job is %s (%s), want done", st.State, fmtAPIErr(st.Error))
+	}
+	ch, err := e.loadChain(ctx, w.pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.padRecord(ctx, st.Outputs["count"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := e.blobs.Open(ctx, padBlob(out.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := pad.Inspect(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hdr.Parents) != 1 || hex.EncodeToString(hdr.Parents[0].PolicyDigest[:]) != ch.policyDigest() {
+		t.Fatalf("the output's parents are %+v; want %s under its updated policy %s", hdr.Parents, w.pad, ch.policyDigest())
+	}
+	if err := e.VerifyPad(ctx, out.ID); err != nil {
+		t.Fatalf("the output does not open: %v", err)
+	}
+	if len(blobs.put()) != 2 {
+		t.Fatalf("%d blobs put; want 2: the output sealed ahead, then again", len(blobs.put()))
+	}
+	assertNoStrayOutputs(t, e, blobs)
+}
+
+// TestRefusedOutputLeavesNothing runs a job whose output the input's policy refuses once the
+// program has run (an aggregate of fewer rows than min_aggregation): the output was sealed
+// ahead of that check, and neither its key nor its blob is left.
+func TestRefusedOutputLeavesNothing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "  min_aggregation: 1000000")
+	blobs := watchBlobs(e)
+	e.Start(ctx)
+	defer e.Close()
+	st := w.run(t)
+	if st.State == api.JobDone || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), "min_aggregation") {
+		t.Fatalf("job is %s (%s), outputs %v; want refused for min_aggregation", st.State, fmtAPIErr(st.Error), st.Outputs)
+	}
+	if len(blobs.put()) == 0 {
+		t.Fatal("no output was sealed ahead of the check: the test tests nothing")
+	}
+	assertNoStrayOutputs(t, e, blobs)
+}
+
+// putBlobs is the node's blob store, remembering the ids of the blobs put in it.
+type putBlobs struct {
+	store.Blobs
+	mu  sync.Mutex
+	ids []string
+}
+
+// watchBlobs makes e remember the blobs it puts from now on.
+func watchBlobs(e *Engine) *putBlobs {
+	b := &putBlobs{Blobs: e.blobs}
+	e.blobs = b
+	return b
+}
+
+func (b *putBlobs) Put(ctx context.Context, id string, r io.Reader) (store.BlobInfo, error) {
+	b.mu.Lock()
+	b.ids = append(b.ids, id)
+	b.mu.Unlock()
+	return b.Blobs.Put(ctx, id, r)
+}
+
+func (b *putBlobs) put() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.ids)
+}
+
+// assertNoStrayOutputs checks that every data key on e, and every blob put in blobs that is
+// still there, belongs to a Pad record: nothing sealed and not kept is left behind.
+func assertNoStrayOutputs(t *testing.T, e *Engine, blobs *putBlobs) {
+	t.Helper()
+	ctx := context.Background()
+	recs, err := e.allPads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, r := range recs {
+		known[padBlob(r.ID)] = true
+	}
+	keys, err := e.st.Keys(ctx, store.DataKeys, "")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !known[padBlob(k)] {
+			t.Errorf("data key %s belongs to no Pad", k)
+		}
+	}
+	for _, id := range blobs.put() {
+		if _, err := blobs.Stat(ctx, id); err == nil && !known[id] && strings.HasPrefix(id, "pad-") {
+			t.Errorf("blob %s belongs to no Pad", id)
+		}
 	}
 }
 
