@@ -94,7 +94,7 @@ type Engine struct {
 	failShred func(id string) error
 
 	mu      sync.Mutex
-	waiters map[string][]chan struct{} // job id → channels closed when the job ends
+	waiters map[string][]*jobWaiter // job id → those waiting for its end
 	running map[string]context.CancelCauseFunc
 
 	wg     sync.WaitGroup
@@ -123,7 +123,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, pol: cfg.Policy, box: b,
 		st: cfg.Store, blobs: cfg.Blobs, sb: cfg.Sandbox, audit: cfg.Audit,
-		waiters: map[string][]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
+		waiters: map[string][]*jobWaiter{}, running: map[string]context.CancelCauseFunc{},
 		closed: make(chan struct{}),
 	}
 	if e.log == nil {

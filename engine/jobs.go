@@ -153,10 +153,10 @@ func (e *Engine) Job(ctx context.Context, caller *party.Identity, id string, wai
 	if !store.ValidKey(id) {
 		return nil, api.Errorf(api.ErrNotFound, "no job %q", id)
 	}
-	var ch chan struct{}
+	var w *jobWaiter
 	if wait {
-		ch = e.waiter(id)
-		defer e.dropWaiter(id, ch)
+		w = e.waiter(id)
+		defer e.dropWaiter(id, w)
 	}
 	rec, err := e.jobRecord(ctx, id)
 	if err != nil {
@@ -171,7 +171,10 @@ func (e *Engine) Job(ctx context.Context, caller *party.Identity, id string, wai
 	t := time.NewTimer(e.cfg.MaxWait)
 	defer t.Stop()
 	select {
-	case <-ch:
+	case <-w.done:
+		if w.final != nil {
+			return w.final, nil // as finish stored it
+		}
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -196,21 +199,28 @@ func (e *Engine) jobRecord(ctx context.Context, id string) (*jobRecord, error) {
 	return &rec, nil
 }
 
-// waiter registers a channel closed when job id ends.
-func (e *Engine) waiter(id string) chan struct{} {
-	ch := make(chan struct{})
-	e.mu.Lock()
-	e.waiters[id] = append(e.waiters[id], ch)
-	e.mu.Unlock()
-	return ch
+// jobWaiter waits for a job's end on this node: done is closed then, and final is the job's
+// status as its last write stored it (nil if that write failed).
+type jobWaiter struct {
+	done  chan struct{}
+	final *api.JobStatus
 }
 
-func (e *Engine) dropWaiter(id string, ch chan struct{}) {
+// waiter registers a waiter for the end of job id.
+func (e *Engine) waiter(id string) *jobWaiter {
+	w := &jobWaiter{done: make(chan struct{})}
+	e.mu.Lock()
+	e.waiters[id] = append(e.waiters[id], w)
+	e.mu.Unlock()
+	return w
+}
+
+func (e *Engine) dropWaiter(id string, w *jobWaiter) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	list := e.waiters[id]
 	for i, c := range list {
-		if c == ch {
+		if c == w {
 			e.waiters[id] = append(list[:i], list[i+1:]...)
 			break
 		}
@@ -220,12 +230,13 @@ func (e *Engine) dropWaiter(id string, ch chan struct{}) {
 	}
 }
 
-// notify wakes everyone waiting for job id.
-func (e *Engine) notify(id string) {
+// notify wakes everyone waiting for job id with its final status (nil: read the record).
+func (e *Engine) notify(id string, final *api.JobStatus) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, c := range e.waiters[id] {
-		close(c)
+	for _, w := range e.waiters[id] {
+		w.final = final // read only, by every waiter
+		close(w.done)
 	}
 	delete(e.waiters, id)
 }

@@ -327,12 +327,18 @@ func (e *Engine) abort(ctx context.Context, caller *party.Identity, st *api.JobS
 // finish records a job's final state and wakes its waiters.
 func (e *Engine) finish(ctx context.Context, id string, state api.JobState, jobErr *api.Error, outs map[string]string, receipt string) error {
 	ctx = context.WithoutCancel(ctx)
+	var final api.JobStatus
 	err := updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
 		r.Status.State, r.Status.Error, r.Status.Outputs, r.Status.Receipt = state, jobErr, outs, receipt
 		r.Status.Finished = e.now().UTC()
+		final = r.Status
 		return nil
 	})
-	e.notify(id)
+	if err != nil {
+		e.notify(id, nil) // the waiters read the record
+	} else {
+		e.notify(id, &final)
+	}
 	if err != nil {
 		return fmt.Errorf("engine: record job %s: %w", id, err)
 	}
