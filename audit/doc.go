@@ -4,9 +4,10 @@
 //
 // Inside the TEE, start with Open (a log in a directory; Options carry the cluster Signer and,
 // to encrypt records at rest, a Seal AEAD) and append Events with Log.Append or Log.AppendBatch;
-// Log.IssueReceipt appends a job or release Event and returns its Receipt. Log.SignHead,
-// Log.ProveInclusion, Log.ProveConsistency, Log.Receipt and Log.Query serve clients. Appends are
-// durable (fsync) when they return, and Open repairs a torn tail left by a crash.
+// Log.IssueReceipt appends a job or release Event and returns its Receipt (Log.LogReceipt only its
+// index: Log.Receipt issues the receipt later). Log.SignHead, Log.ProveInclusion,
+// Log.ProveConsistency, Log.Receipt and Log.Query serve clients. Appends are durable (fsync) when
+// they return, and Open repairs a torn tail left by a crash.
 //
 // On the client side nothing needs the log itself: VerifyHead checks a signed tree head with the
 // cluster's Ed25519 public key, VerifyInclusion and VerifyConsistency check proofs, Receipt.Verify

@@ -163,23 +163,36 @@ func diffClaims(a, b *Claims) string {
 // IssueReceipt logs c as a job.done or release event (with the given actor and details), signs a
 // head covering it, and returns the receipt.
 func (l *Log) IssueReceipt(ctx context.Context, c Claims, actor string, details map[string]string) (*Receipt, error) {
-	return l.IssueReceiptAfter(ctx, c, actor, details)
+	e, err := l.logReceipt(ctx, c, actor, details)
+	if err != nil {
+		return nil, err
+	}
+	return l.receiptFor(ctx, e)
 }
 
-// IssueReceiptAfter is IssueReceipt with events logged just before the receipt's own, in the
-// same durable write (a job's "use" event and its receipt, say): all of them are logged or none.
-// An invalid event or claim fails before anything is written.
-func (l *Log) IssueReceiptAfter(ctx context.Context, c Claims, actor string, details map[string]string, before ...Event) (*Receipt, error) {
+// LogReceipt logs c as a job.done or release event, just after the events before, in one
+// durable write (a job's "use" event and its receipt, say): all of them are logged or none. It
+// returns the receipt's index without signing a head: Receipt issues it, under a head signed
+// then, when a party asks for it. An invalid event or claim fails before anything is written.
+func (l *Log) LogReceipt(ctx context.Context, c Claims, actor string, details map[string]string, before ...Event) (int64, error) {
+	e, err := l.logReceipt(ctx, c, actor, details, before...)
+	if err != nil {
+		return 0, err
+	}
+	return e.Index, nil
+}
+
+func (l *Log) logReceipt(ctx context.Context, c Claims, actor string, details map[string]string, before ...Event) (Entry, error) {
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return Entry{}, err
 	}
 	kind, _ := c.Kind.eventKind()
 	evs := append(slices.Clip(before), Event{Kind: kind, Actor: actor, Job: c.Job, Pads: c.pads(), Details: details, Receipt: &c})
 	es, err := l.AppendBatch(ctx, evs)
 	if err != nil {
-		return nil, err
+		return Entry{}, err
 	}
-	return l.receiptFor(ctx, es[len(es)-1])
+	return es[len(es)-1], nil
 }
 
 // Receipt returns a receipt for the receipt-carrying entry at index under a current signed head:

@@ -61,22 +61,29 @@ func TestReceiptAfterEventsInOneWrite(t *testing.T) {
 	l := openTestLog(t, t.TempDir())
 	appendN(t, l, 0, 3)
 	use := Event{Kind: KindUse, Actor: "styxid1consumer", Job: "job-1", Pads: []string{"pad-a"}}
-	r, err := l.IssueReceiptAfter(context.Background(), testClaims(), "styxid1consumer", nil, use)
+	index, err := l.LogReceipt(context.Background(), testClaims(), "styxid1consumer", nil, use)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Index != 4 || l.Size() != 5 {
-		t.Fatalf("receipt at %d of a log of %d, want 4 of 5", r.Index, l.Size())
+	if index != 4 || l.Size() != 5 {
+		t.Fatalf("receipt at %d of a log of %d, want 4 of 5", index, l.Size())
 	}
-	if _, _, err := r.Verify(clusterPub()); err != nil {
+	if h := l.LatestHead(); h != nil {
+		t.Fatalf("logging a receipt signed a head (of size %d)", h.Size)
+	}
+	r, err := l.Receipt(context.Background(), index)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if _, _, err := r.Verify(clusterPub()); err != nil || r.Index != index {
+		t.Fatalf("receipt %d: %v", r.Index, err)
 	}
 	got, err := l.Read(3)
 	if err != nil || got.Event.Kind != KindUse || got.Event.Job != "job-1" {
 		t.Fatalf("entry before the receipt: %+v (%v)", got.Event, err)
 	}
 	// An invalid event fails the whole batch: neither it nor the receipt is logged.
-	if _, err := l.IssueReceiptAfter(context.Background(), testClaims(), "styxid1consumer", nil, Event{Kind: "Not A Kind"}); err == nil {
+	if _, err := l.LogReceipt(context.Background(), testClaims(), "styxid1consumer", nil, Event{Kind: "Not A Kind"}); err == nil {
 		t.Fatal("an invalid event before a receipt was accepted")
 	}
 	if l.Size() != 5 {

@@ -128,14 +128,16 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 	if e.Simulated() {
 		details["tee"] = "simulated: no hardware protection"
 	}
-	// The use of the inputs and the job's receipt go to the log in one durable write.
+	// The use of the inputs and the job's receipt go to the log in one durable write. No head
+	// is signed for it here: the receipt is issued, under a head signed then, when a party
+	// fetches it (styx receipt).
 	use := audit.Event{Kind: audit.KindUse, Actor: caller.ID().String(), Job: st.ID,
 		Pads: padsOf(h), Details: map[string]string{"program": st.Spec.Program}}
-	r, err := e.audit.IssueReceiptAfter(ctx, claims, caller.ID().String(), details, use)
+	index, err := e.audit.LogReceipt(ctx, claims, caller.ID().String(), details, use)
 	if err != nil {
 		return nil, "", fmt.Errorf("engine: receipt: %w", err)
 	}
-	return outs, strconv.FormatInt(r.Index, 10), nil
+	return outs, strconv.FormatInt(index, 10), nil
 }
 
 // revokedSince reads the revocations of every input and ancestor of an admission again (all at
