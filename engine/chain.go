@@ -30,7 +30,17 @@ type chain struct {
 // loadChain reads a Pad's ancestry and the current policy of every sealed ancestor. It refuses
 // chains wider than policy.MaxAncestors (an attacker-controlled amount of work).
 func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
+	if !store.ValidKey(id) {
+		return nil, errNoPad(id)
+	}
+	// The Pad's own revocation and policy are read alongside its record, not after it (for a
+	// derived Pad, which has no policy of its own, that read finds nothing and is dropped).
+	var rootState chainState
+	var early sync.WaitGroup
+	early.Go(func() { rootState.rv, rootState.rvErr = e.revocation(ctx, id) })
+	early.Go(func() { rootState.pol, _, rootState.polErr = e.currentPolicy(ctx, id) })
 	root, err := e.padRecord(ctx, id)
+	early.Wait()
 	if err != nil {
 		return nil, err
 	}
@@ -70,16 +80,11 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 	// Every Pad's revocation and every sealed Pad's current policy are independent reads: make
 	// them all at once, then take them in the chain's order (the first revoked Pad, the first
 	// error, the sources) as one read after another would.
-	type state struct {
-		rv     *api.Revocation
-		pol    *policy.Policy
-		rvErr  error
-		polErr error
-	}
-	states := make([]state, len(ch.order))
+	states := make([]chainState, len(ch.order))
+	states[0] = rootState
 	var wg sync.WaitGroup
-	for i, pid := range ch.order {
-		st := &states[i]
+	for i, pid := range ch.order[1:] {
+		st := &states[i+1]
 		wg.Go(func() { st.rv, st.rvErr = e.revocation(ctx, pid) })
 		if !ch.nodes[pid].Derived {
 			wg.Go(func() { st.pol, _, st.polErr = e.currentPolicy(ctx, pid) })
@@ -105,6 +110,14 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 			FirstKinds: paths[pid].first.list(), LaterKinds: paths[pid].later.list()})
 	}
 	return ch, nil
+}
+
+// chainState is what loadChain reads about one Pad of a chain besides its record.
+type chainState struct {
+	rv     *api.Revocation
+	pol    *policy.Policy
+	rvErr  error
+	polErr error
 }
 
 // relaxDistances makes dist the longest derivation distance from the root to each ancestor
