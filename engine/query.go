@@ -205,15 +205,21 @@ func (qs *queryServer) pool(ctx context.Context, model *padRecord, program strin
 	return pl, nil
 }
 
-// drop closes the pools of the given models (all pools if pads is nil).
+// drop closes the pools of the given models (all pools if pads is nil). They are closed after
+// qs.mu is released: closing warm instances takes a while, and queries of other models must not
+// wait for it.
 func (qs *queryServer) drop(pads map[string]bool) {
+	var gone []*modelPool
 	qs.mu.Lock()
-	defer qs.mu.Unlock()
 	for k, mp := range qs.pools {
 		if pads == nil || pads[mp.pad] {
-			mp.pool.Close(context.Background())
+			gone = append(gone, mp)
 			delete(qs.pools, k)
 		}
+	}
+	qs.mu.Unlock()
+	for _, mp := range gone {
+		mp.pool.Close(context.Background())
 	}
 }
 
