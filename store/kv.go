@@ -36,8 +36,9 @@ const (
 	// Meta holds node-level records (latest signed audit tree head, schema
 	// version, …).
 	Meta Bucket = "styx_meta"
-	// Nonces remembers request nonces to refuse replays; entries expire
-	// after NonceTTL.
+	// Nonces is reserved for a cluster-wide replay cache: request nonces,
+	// expiring after NonceTTL. Nothing writes it yet: the API's nonce cache
+	// is per node, in memory (docs/rationale-api.md).
 	Nonces Bucket = "styx_nonces"
 	// Counters holds use counters. Only Reserve writes it: counters never
 	// go backwards, so the generic writers refuse it.
