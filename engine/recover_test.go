@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,6 +317,79 @@ func TestRememberedPartySurvivesRestart(t *testing.T) {
 
 // A job's queue message is published alongside its record: a worker that gets the message
 // before the record exists waits for it and runs the job, rather than dropping the message.
+// TestJobMessageOnAnotherNodeBeforeItsRecord: a worker of another node that gets a job's message
+// before the record the submitting node writes alongside it hands the message back, and runs the
+// job once the record exists. The two engines share one store and blob store, as two nodes of a
+// cluster do; only the second one's workers run.
+func TestJobMessageOnAnotherNodeBeforeItsRecord(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newTestEngine(t)
+	w := newWorld(t, a, "")
+	b := newEngineOn(t, a)
+	handedBack := make(chan struct{})
+	var once sync.Once
+	var ran atomic.Int32
+	b.hook = func(stage string) {
+		switch stage {
+		case "no record yet":
+			once.Do(func() { close(handedBack) })
+		case "ran":
+			ran.Add(1)
+		}
+	}
+	a.hook = func(stage string) {
+		if stage == "recording" { // hold the record back until the other node had the message
+			select {
+			case <-handedBack:
+			case <-time.After(2 * time.Minute):
+				t.Error("the other node never handed the message back")
+			}
+		}
+	}
+	b.Start(ctx)
+	defer b.Close()
+	st, err := a.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !st.State.Final() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if st, err = a.Job(ctx, w.owner.Identity(), st.ID, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.State != api.JobDone || ran.Load() != 1 {
+		t.Fatalf("job is %s (%s) after %d runs on the other node; want done after one", st.State, fmtAPIErr(st.Error), ran.Load())
+	}
+}
+
+// newEngineOn opens a second engine on e's store and blobs, with its own sandbox and audit log,
+// as another node of e's cluster; it is closed when the test ends.
+func newEngineOn(t *testing.T, e *Engine) *Engine {
+	t.Helper()
+	ctx := context.Background()
+	sb, err := sandbox.New(ctx, sandbox.Config{Cache: compiled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	ck := e.cfg.Cluster
+	alog, err := audit.Open(t.TempDir(), audit.Options{Origin: "styx.test", Signer: rawSigner{ck}, PublicKey: ck.Identity().SigningKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	other, err := New(Config{Cluster: ck, StateKey: e.cfg.StateKey, Claims: e.cfg.Claims, Store: e.st, Blobs: e.blobs, Sandbox: sb, Audit: alog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
+}
+
 func TestJobMessageBeforeItsRecordWaits(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEngine(t)

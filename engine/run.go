@@ -65,6 +65,7 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 		switch {
 		case errors.Is(err, store.ErrNotFound) && j.Delivered < noRecordDeliveries:
 			// Submitted on another node, whose record may still be on its way.
+			e.at("no record yet")
 			if err := j.Nak(time.Second); err != nil {
 				e.log.Warn("nak job", "job", j.ID, "err", err)
 			}
