@@ -230,19 +230,21 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	stopWatch()
 	host.done()
 	e.at("ran")
-	if host.startErr != nil {
+	var ab *abortError
+	aborted := errors.As(context.Cause(jobCtx), &ab)
+	adm := host.adm // nil only if the start decision failed
+	switch {
+	case aborted && adm == nil: // the start decision failed because the job was being aborted
+		return e.abort(ctx, caller, st, nil, ab.reasons)
+	case host.startErr != nil:
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", host.startErr), nil, "")
-	}
-	adm := host.adm
-	if !adm.allowed {
-		return e.abort(ctx, caller, st, adm.pads(), adm.reasons())
-	}
-	var ab *abortError
-	if errors.As(context.Cause(jobCtx), &ab) {
+	case aborted: // by the start decision (its reasons), a re-check or an expiry
 		return e.abort(ctx, caller, st, adm.pads(), ab.reasons)
+	case !adm.allowed:
+		return e.abort(ctx, caller, st, adm.pads(), adm.reasons())
 	}
 	if runErr != nil {
 		if ctx.Err() != nil {
