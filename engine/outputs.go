@@ -98,7 +98,7 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 			// Sealing ahead failed, or a parent's policy changed since the job started: the
 			// output is sealed again on the chains just decided.
 			e.dropSealed(context.WithoutCancel(ctx), sealed[i:i+1])
-			if s = e.sealOutput(ctx, caller, st, h, adm, c); s.err == nil {
+			if s = e.sealOutput(caller, st, h, adm, c); s.err == nil {
 				s.err = s.write(ctx, e)
 			}
 			sealed[i] = s
@@ -272,7 +272,7 @@ func (e *Engine) sealAhead(ctx context.Context, caller *party.Identity, st *api.
 	var wg sync.WaitGroup
 	for i, c := range h.outs {
 		wg.Go(func() {
-			s := e.sealOutput(ctx, caller, st, h, adm, c)
+			s := e.sealOutput(caller, st, h, adm, c)
 			if s.err == nil {
 				s.err = s.write(ctx, e)
 			}
@@ -306,13 +306,13 @@ func parentsOf(adm *admission, from []string) (refs []audit.PadRef, parents []pa
 // sealedOn reports whether s was sealed on the same parents and policies as adm's chains give.
 func (s *sealedOutput) sealedOn(adm *admission, c *capture) bool {
 	refs, _, depth, err := parentsOf(adm, c.from)
-	return err == nil && s.c == c && depth == s.rec.Depth && slices.Equal(refs, s.parents)
+	return err == nil && depth == s.rec.Depth && slices.Equal(refs, s.parents)
 }
 
 // sealOutput seals one output as a derived Pad on adm's chains: signed by the cluster, no key
 // wraps, its data key to be kept only in the node's sealed key store (so that revocation can
 // destroy it). Nothing is stored.
-func (e *Engine) sealOutput(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost, adm *admission, c *capture) *sealedOutput {
+func (e *Engine) sealOutput(caller *party.Identity, st *api.JobStatus, h *jobHost, adm *admission, c *capture) *sealedOutput {
 	s := &sealedOutput{c: c}
 	doc := derivedDoc{Derived: 1, Kind: c.kind, Job: st.ID, Program: st.Spec.Program, Submitter: caller.ID().String(), TEE: e.auditTEE(),
 		Note: "effective policy: the current policy of every sealed ancestor, refined by its derive rule for this kind"}
