@@ -93,9 +93,16 @@ type Engine struct {
 	// failShred, set only by tests, makes destroying a data key fail.
 	failShred func(id string) error
 
+	// idle counts the workers waiting for a job; bootSlots (one per worker) bounds the guests
+	// booted ahead of their job's claim (boot.go), held in boots until a worker takes them.
+	idle      atomic.Int32
+	bootSlots chan struct{}
+	bootWait  time.Duration // tests shorten it
+
 	mu      sync.Mutex
 	waiters map[string][]*jobWaiter // job id → those waiting for its end
-	running map[string]context.CancelCauseFunc
+	boots   map[string]*boot        // job id → its guest booted ahead
+	runCtx  context.Context         // the workers' context, once started
 
 	wg     sync.WaitGroup
 	stop   context.CancelFunc
@@ -123,7 +130,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, pol: cfg.Policy, box: b,
 		st: cfg.Store, blobs: cfg.Blobs, sb: cfg.Sandbox, audit: cfg.Audit,
-		waiters: map[string][]*jobWaiter{}, running: map[string]context.CancelCauseFunc{},
+		waiters: map[string][]*jobWaiter{}, boots: map[string]*boot{}, bootWait: defaultBootWait,
 		closed: make(chan struct{}),
 	}
 	if e.log == nil {
@@ -138,6 +145,7 @@ func New(cfg Config) (*Engine, error) {
 	if e.cfg.Workers <= 0 {
 		e.cfg.Workers = 1
 	}
+	e.bootSlots = make(chan struct{}, e.cfg.Workers)
 	if e.cfg.Recheck <= 0 {
 		e.cfg.Recheck = time.Second
 	}
@@ -159,6 +167,9 @@ func New(cfg Config) (*Engine, error) {
 // and the retention sweeper until Close.
 func (e *Engine) Start(ctx context.Context) {
 	ctx, e.stop = context.WithCancel(ctx)
+	e.mu.Lock()
+	e.runCtx = ctx
+	e.mu.Unlock()
 	e.requeue(ctx)
 	for range e.cfg.Workers {
 		e.wg.Go(func() { e.work(ctx) })
@@ -171,8 +182,17 @@ func (e *Engine) Start(ctx context.Context) {
 // the warm query instances and flushes pending audit batches. It does not close the store, the
 // sandbox or the audit log, which the caller owns.
 func (e *Engine) Close() error {
+	e.mu.Lock() // bootAhead starts no guest once the workers' context is done
 	if e.stop != nil {
 		e.stop()
+	}
+	var boots []*boot
+	for _, b := range e.boots {
+		boots = append(boots, b)
+	}
+	e.mu.Unlock()
+	for _, b := range boots {
+		e.dropBoot(b, context.Canceled)
 	}
 	e.wg.Wait()
 	e.queries.close()

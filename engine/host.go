@@ -54,11 +54,20 @@ type openedPad struct {
 	err error
 }
 
-// newJobHost returns the host of a job about to run; its prepare must run once, and done when
-// the program has ended. epoch is the engine's epoch read before the start decision.
-func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, caller party.ID, job string, spec *api.JobSpec, epoch uint64, own map[string]uint64) *jobHost {
+// newJobHost returns the host of a job about to run, or of a guest booted ahead of its job's
+// claim. Its start must be called once the job is claimed, and done when the program has ended
+// (if it was started).
+func (e *Engine) newJobHost(ctx context.Context, cancel context.CancelCauseFunc, caller party.ID, job string, spec *api.JobSpec) *jobHost {
 	return &jobHost{e: e, ctx: ctx, cancel: cancel, caller: caller, job: job, spec: spec, ready: make(chan struct{}),
-		rows: map[string]int64{}, epoch: epoch, own: own}
+		rows: map[string]int64{}}
+}
+
+// start runs the start decision (prepare) in the background; own are the uses the job's
+// admission reserved. The engine's epoch is read first, so that a change stored during the
+// decision is seen by its reads.
+func (h *jobHost) start(own map[string]uint64) {
+	h.epoch, h.own = h.e.epoch.Load(), own
+	go h.prepare()
 }
 
 // prepare decides the job again on the chains as they are now (policies may have changed since
@@ -105,9 +114,14 @@ func (h *jobHost) prepare() {
 	}
 }
 
-// started waits for prepare and reports whether the program may have its inputs.
+// started waits for prepare and reports whether the program may have its inputs. A guest booted
+// ahead of its job's claim waits here until then, or until its boot is dropped.
 func (h *jobHost) started() error {
-	<-h.ready
+	select {
+	case <-h.ready:
+	case <-h.ctx.Done():
+		return fmt.Errorf("the job stopped before its start decision: %w", context.Cause(h.ctx))
+	}
 	if h.startErr != nil {
 		return fmt.Errorf("the job's start decision failed: %w", h.startErr)
 	}

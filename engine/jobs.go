@@ -29,9 +29,22 @@ type jobRecord struct {
 func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *api.JobSpec) (*api.JobStatus, error) {
 	e.rememberParty(ctx, caller)
 	id := newJobID()
+	queued := false
 	a, err := e.evaluateJob(ctx, caller.ID(), id, spec)
 	if err != nil {
 		return nil, err
+	}
+	if a.allowed && spec.Wait {
+		// The guest boots while the job is admitted, recorded and claimed (boot.go); it gets
+		// nothing of the job before the claim and the start decision. Only for a submitter
+		// who waits for the job's end: on a small machine the boot takes CPU from the admission,
+		// which is all that a submitter who does not wait waits for.
+		b := e.bootAhead(caller, id, spec)
+		defer func() {
+			if !queued {
+				e.dropBoot(b, errBootDropped)
+			}
+		}()
 	}
 	if err := e.reserveAdmission(ctx, a); err != nil {
 		return nil, err
@@ -73,6 +86,7 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 	if err != nil {
 		return nil, err
 	}
+	queued = true
 	e.log.Info("job admitted", "job", id, "submitter", caller.ID(), "program", spec.Program)
 	if !spec.Wait {
 		return &rec.Status, nil // as recorded: queued (a worker may have started it since)

@@ -115,3 +115,15 @@ func (e *Engine) program(ctx context.Context, sha string) ([]byte, error) {
 	}
 	return wasm, nil
 }
+
+// cachedProgram returns the program named sha if the sandbox holds it compiled, or nil.
+func (e *Engine) cachedProgram(sha string) *sandbox.Program {
+	var h [32]byte
+	if len(sha) != 64 {
+		return nil
+	}
+	if _, err := hex.Decode(h[:], []byte(sha)); err != nil {
+		return nil
+	}
+	return e.sb.Cached(h)
+}

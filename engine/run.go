@@ -22,7 +22,9 @@ func (a *abortError) Error() string { return "job aborted: an input's policy no 
 // work runs queued jobs until ctx ends.
 func (e *Engine) work(ctx context.Context) {
 	for ctx.Err() == nil {
+		e.idle.Add(1)
 		jobs, err := e.st.Jobs().Fetch(ctx, 1, time.Second)
+		e.idle.Add(-1)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
 				e.log.Warn("fetch jobs", "err", err)
@@ -211,23 +213,43 @@ func (e *Engine) runFrom(ctx context.Context, rec *jobRecord) error {
 // execute runs an admitted job; own are the uses its admission reserved.
 func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.JobStatus, own map[string]uint64) error {
 	spec := &st.Spec
-	prog, err := e.compiled(ctx, spec.Program)
-	if err != nil {
-		return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
-	}
-	defer prog.Close(ctx)
-	jobCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	var (
+		jobCtx context.Context
+		cancel context.CancelCauseFunc
+		host   *jobHost
+		runErr error
+	)
 	// Policies may have changed since admission (update, revocation, expiry): the job is decided
 	// again while its guest boots, and the program gets no input before that decision allows it
-	// (jobHost.prepare). The epoch is read first, so that a change stored during this decision
-	// is seen by the reads.
-	e.at("starting")
-	host := e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec, e.epoch.Load(), own)
-	go host.prepare()
-	stopWatch := e.watch(jobCtx, cancel, caller, st, own)
-	_, runErr := e.sb.RunProgram(jobCtx, prog, host)
-	stopWatch()
+	// (jobHost.prepare). The guest may have been booted ahead by this node when it admitted
+	// the job (boot.go).
+	if b := e.takeBoot(st.ID); b != nil {
+		e.at("boot taken")
+		// The boot lives on the workers' context; this job's (ctx) stops it too.
+		stopLink := context.AfterFunc(ctx, func() { b.cancel(context.Cause(ctx)) })
+		defer stopLink()
+		jobCtx, cancel, host = b.ctx, b.cancel, b.host
+		defer cancel(nil)
+		e.at("starting")
+		host.start(own)
+		stopWatch := e.watch(jobCtx, cancel, caller, st, own)
+		runErr = <-b.ran
+		stopWatch()
+	} else {
+		prog, err := e.compiled(ctx, spec.Program)
+		if err != nil {
+			return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
+		}
+		defer prog.Close(ctx)
+		jobCtx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		e.at("starting")
+		host = e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec)
+		host.start(own)
+		stopWatch := e.watch(jobCtx, cancel, caller, st, own)
+		_, runErr = e.sb.RunProgram(jobCtx, prog, host)
+		stopWatch()
+	}
 	host.done()
 	e.at("ran")
 	var ab *abortError

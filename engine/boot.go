@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/party"
+	"github.com/styx-tee/styx/sandbox"
+)
+
+// A boot is the guest of an admitted job, started by the node that admitted it as soon as the
+// job's decision allowed it, while the uses are reserved, the decision logged, the job recorded
+// and queued and a worker claims it. A Go guest takes milliseconds to instantiate and reach its
+// first host call, about as long as those durable writes: done one after the other, each
+// would wait for the other.
+//
+// Until a worker of this node takes it (execute), a boot is a guest with no job: its host
+// lists no input and opens nothing before the job's start decision, which runs only once the
+// job is claimed (jobHost.prepare). A boot the admission ends up denying (a limit lost to
+// another job), that fails to be recorded or queued, or that no worker of this node takes
+// within bootWait (another node's worker claimed the job, or this node's workers are busy) is
+// stopped, and what it captured is dropped; the job's worker then starts it from the
+// beginning. The run's wall-time limit counts from the boot.
+type boot struct {
+	id     string
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	host   *jobHost
+	prog   *sandbox.Program
+	timer  *time.Timer
+	ran    chan error // the run's outcome, once it ends
+}
+
+// defaultBootWait is how long a boot waits for a worker of this node to take its job.
+const defaultBootWait = 2 * time.Second
+
+var (
+	errBootDropped   = errors.New("the job's admission did not complete")
+	errBootUnclaimed = errors.New("no worker of this node took the job in time")
+)
+
+// bootAhead starts the guest of job id if a worker of this node is idle, a boot slot is free
+// and the program is compiled already (compiling is the worker's job). It returns nil
+// otherwise: the worker will start the guest itself.
+func (e *Engine) bootAhead(caller *party.Identity, id string, spec *api.JobSpec) *boot {
+	if e.idle.Load() <= 0 {
+		return nil
+	}
+	prog := e.cachedProgram(spec.Program) // cached programs stay compiled: none to close
+	if prog == nil {
+		return nil
+	}
+	select {
+	case e.bootSlots <- struct{}{}:
+	default:
+		return nil
+	}
+	e.mu.Lock()
+	if e.runCtx == nil || e.runCtx.Err() != nil { // not started, or closing
+		e.mu.Unlock()
+		<-e.bootSlots
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(e.runCtx)
+	b := &boot{id: id, ctx: ctx, cancel: cancel, prog: prog, ran: make(chan error, 1),
+		host: e.newJobHost(ctx, cancel, caller.ID(), id, spec)}
+	e.boots[id] = b
+	b.timer = time.AfterFunc(e.bootWait, func() { e.dropBoot(b, errBootUnclaimed) })
+	e.wg.Go(func() {
+		_, err := e.sb.RunProgram(ctx, prog, b.host)
+		b.ran <- err
+	})
+	e.mu.Unlock()
+	e.at("booted")
+	return b
+}
+
+// takeBoot hands the boot of job id, if it still waits, to the worker that claimed the job.
+func (e *Engine) takeBoot(id string) *boot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	b := e.boots[id]
+	if b == nil {
+		return nil
+	}
+	delete(e.boots, id)
+	b.timer.Stop()
+	<-e.bootSlots
+	return b
+}
+
+// dropBoot stops b unless a worker took it already, and releases what it holds once its guest
+// has ended.
+func (e *Engine) dropBoot(b *boot, cause error) {
+	if b == nil {
+		return
+	}
+	e.mu.Lock()
+	if e.boots[b.id] != b {
+		e.mu.Unlock()
+		return // taken
+	}
+	delete(e.boots, b.id)
+	e.mu.Unlock()
+	b.timer.Stop()
+	b.cancel(cause)
+	e.at("boot dropped")
+	go func() {
+		<-b.ran // the start decision never ran: nothing was opened
+		<-e.bootSlots
+	}()
+}

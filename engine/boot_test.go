@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/pad"
+	"github.com/styx-tee/styx/policy"
+)
+
+// stageLog records the engine's hook stages in order.
+type stageLog struct {
+	mu     sync.Mutex
+	stages []string
+}
+
+func (l *stageLog) add(s string) {
+	l.mu.Lock()
+	l.stages = append(l.stages, s)
+	l.mu.Unlock()
+}
+
+func (l *stageLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.stages)
+}
+
+// before reports whether stage a was recorded, and before any b.
+func (l *stageLog) before(a, b string) bool {
+	s := l.list()
+	i, j := slices.Index(s, a), slices.Index(s, b)
+	return i >= 0 && (j < 0 || i < j)
+}
+
+// startIdle starts e's workers and waits until one waits for a job.
+func startIdle(t *testing.T, e *Engine) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.Start(ctx)
+	t.Cleanup(func() { e.Close(); cancel() })
+	for deadline := time.Now().Add(10 * time.Second); e.idle.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no worker became idle")
+		}
+	}
+}
+
+// tableRows is how many data rows the table of world.uploadWith holds.
+const tableRows = 2
+
+// releasedCount releases the count output of a rowcount job to the world's owner.
+func (w *world) releasedCount(t *testing.T, st *api.JobStatus) int64 {
+	t.Helper()
+	rc, err := w.e.Release(context.Background(), w.owner.Identity(), st.Outputs["count"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	_, pt, err := pad.Open(rc, w.owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Total int64 }
+	b, err := io.ReadAll(pt)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err != nil {
+		t.Fatalf("count output %q: %v", b, err)
+	}
+	return out.Total
+}
+
+// TestBootedGuestRunsItsJob: with a worker idle, a waited-for job's guest boots while the job
+// is admitted and recorded, and the worker that claims the job runs it on that guest. The guest
+// gets its inputs only after the job's start decision: no Pad is opened before it.
+func TestBootedGuestRunsItsJob(t *testing.T) {
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	var log stageLog
+	e.hook = log.add
+	startIdle(t, e)
+	st := w.run(t)
+	if st.State != api.JobDone {
+		t.Fatalf("job is %s (%s), want done", st.State, fmtAPIErr(st.Error))
+	}
+	if !log.before("booted", "recording") {
+		t.Fatalf("the guest did not boot before the job was recorded: %v", log.list())
+	}
+	if !log.before("boot taken", "starting") || !log.before("starting", "open pad") || slices.Contains(log.list(), "boot dropped") {
+		t.Fatalf("the job did not run on its booted guest, its Pad opened after the start decision: %v", log.list())
+	}
+	if got := w.releasedCount(t, st); got != tableRows {
+		t.Fatalf("booted guest counted %d rows, want %d", got, tableRows)
+	}
+}
+
+// TestBootDroppedWhenAdmissionDenies loses the race for the input's last use after the guest
+// booted: the job is denied and its guest stopped, without a Pad opened.
+func TestBootDroppedWhenAdmissionDenies(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "lifecycle: {max_uses: {use: 1}}")
+	var log stageLog
+	e.hook = func(stage string) {
+		log.add(stage)
+		if stage == "reserve" { // another request takes the last use
+			if _, err := e.st.Reserve(ctx, counterKey(policy.CounterKey{Pad: w.pad, Action: policy.ActionUse}), 1, 1); err != nil {
+				t.Errorf("racing reservation: %v", err)
+			}
+		}
+	}
+	startIdle(t, e)
+	_, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}, Wait: true})
+	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "lifecycle.max_uses.use") {
+		t.Fatalf("job that lost the race: %v", err)
+	}
+	if !log.before("booted", "reserve") || !slices.Contains(log.list(), "boot dropped") {
+		t.Fatalf("the denied job's guest was not booted, then dropped: %v", log.list())
+	}
+	if slices.Contains(log.list(), "open pad") || slices.Contains(log.list(), "boot taken") {
+		t.Fatalf("the denied job's guest went on: %v", log.list())
+	}
+	waitSlotsFree(t, e)
+}
+
+// TestUnclaimedBootDropped: a booted guest that no worker takes in time (here: the job is
+// recorded only after the boot's wait) is stopped, and the worker then runs the job from the
+// start, with the same result.
+func TestUnclaimedBootDropped(t *testing.T) {
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	e.bootWait = time.Millisecond
+	var log stageLog
+	dropped := make(chan struct{})
+	e.hook = func(stage string) {
+		log.add(stage)
+		switch stage {
+		case "boot dropped":
+			close(dropped)
+		case "recording":
+			select {
+			case <-dropped:
+			case <-time.After(10 * time.Second):
+				t.Error("the unclaimed boot was not dropped")
+			}
+		}
+	}
+	startIdle(t, e)
+	st := w.run(t)
+	if st.State != api.JobDone {
+		t.Fatalf("job is %s (%s), want done", st.State, fmtAPIErr(st.Error))
+	}
+	if !log.before("booted", "boot dropped") || slices.Contains(log.list(), "boot taken") {
+		t.Fatalf("the boot was not dropped before the claim: %v", log.list())
+	}
+	if got := w.releasedCount(t, st); got != tableRows {
+		t.Fatalf("job whose boot was dropped counted %d rows, want %d", got, tableRows)
+	}
+	waitSlotsFree(t, e)
+}
+
+// waitSlotsFree waits until every boot slot is released: a dropped guest gives its slot back
+// once it has stopped.
+func waitSlotsFree(t *testing.T, e *Engine) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(e.bootSlots) != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d boot slots still held", len(e.bootSlots))
+		}
+	}
+}
