@@ -99,10 +99,6 @@ func (e *Engine) reserveAdmission(ctx context.Context, a *admission) error {
 // evaluateInput loads the chain of input Pad id and decides "use" and "derive" for every
 // declared output on it.
 func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, id string, own map[string]uint64) (*chain, []policy.Decision, error) {
-	ch, err := e.loadChain(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
 	base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job, own: own}
 	reqs := []request{withAction(base, policy.ActionUse, nil)}
 	for _, o := range spec.Outputs {
@@ -110,11 +106,40 @@ func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string,
 		// pipeline, on the real thing.
 		reqs = append(reqs, withAction(base, policy.ActionDerive, &policy.OutputClaim{Kind: policy.Kind(o.Kind), Pending: true}))
 	}
+	// The counters of an action are read alongside the chain if the Pad's last decision on it
+	// needed them (usesHint): a job's re-checks and its last decision then take one round of
+	// reads, not two. The decision still reads them only if the chain just loaded needs them.
+	ahead := map[policy.Action]*usesRead{}
+	for _, r := range reqs {
+		if _, ok := ahead[r.action]; !ok && e.usesNeeded(id, r.action) {
+			u := &usesRead{done: make(chan struct{})}
+			go func() {
+				defer close(u.done)
+				u.uses, u.err = e.uses(ctx, id, r.action, caller, own)
+			}()
+			ahead[r.action] = u
+		}
+	}
+	ch, err := e.loadChain(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
 	// Each decision reads its own counters: take them at once.
 	decisions := make([]policy.Decision, len(reqs))
 	errs := make([]error, len(reqs))
 	var wg sync.WaitGroup
 	for i, r := range reqs {
+		need := ch.pc.NeedsUses(r.action)
+		e.usesHint.Store(usesHintKey{id, r.action}, need)
+		if u := ahead[r.action]; u != nil && need && ch.revoked == "" {
+			wg.Go(func() {
+				<-u.done
+				if errs[i] = u.err; u.err == nil {
+					decisions[i] = e.decideWith(ch, r, u.uses)
+				}
+			})
+			continue
+		}
 		wg.Go(func() { decisions[i], errs[i] = e.decide(ctx, ch, r) })
 	}
 	wg.Wait()
@@ -302,4 +327,23 @@ func outputsString(spec *api.JobSpec) string {
 		parts = append(parts, o.Name+":"+o.Kind)
 	}
 	return strings.Join(parts, ",")
+}
+
+// usesRead is a read of a decision's counters made alongside its chain.
+type usesRead struct {
+	done chan struct{}
+	uses policy.Uses
+	err  error
+}
+
+// usesHintKey names a Pad and an action in Engine.usesHint.
+type usesHintKey struct {
+	pad    string
+	action policy.Action
+}
+
+// usesNeeded reports whether the last decision on pad for action needed its counters.
+func (e *Engine) usesNeeded(pad string, action policy.Action) bool {
+	need, _ := e.usesHint.Load(usesHintKey{pad, action})
+	return need == true
 }
