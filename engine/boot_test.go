@@ -14,6 +14,7 @@ import (
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/pad"
 	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/store"
 )
 
 // stageLog records the engine's hook stages in order.
@@ -178,5 +179,42 @@ func waitSlotsFree(t *testing.T, e *Engine) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d boot slots still held", len(e.bootSlots))
 		}
+	}
+}
+
+// TestFinishAfterAnotherWrite: a job's final state is written from the record as its claim
+// wrote it, without reading it back; a write made to the record since then is kept, not
+// overwritten.
+func TestFinishAfterAnotherWrite(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	e.hook = func(stage string) {
+		if stage != "ran" {
+			return
+		}
+		ids, err := e.st.Keys(ctx, store.JobRecords, "")
+		if err != nil || len(ids) != 1 {
+			t.Errorf("job records %v (%v), want one", ids, err)
+			return
+		}
+		if err := updateJSON(ctx, e, store.JobRecords, ids[0], func(r *jobRecord) error {
+			r.Status.Spec.Params = []byte(`"written meanwhile"`)
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	startIdle(t, e)
+	st := w.run(t)
+	rec, err := e.jobRecord(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status.State != api.JobDone || string(rec.Status.Spec.Params) != `"written meanwhile"` {
+		t.Fatalf("final record: %s with params %s; want done, with the write made while the job ran", rec.Status.State, rec.Status.Spec.Params)
+	}
+	if _, ok := e.claimed.Load(st.ID); ok {
+		t.Fatal("the claimed record outlived its job")
 	}
 }

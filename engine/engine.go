@@ -85,6 +85,9 @@ type Engine struct {
 	// recording holds, for each job SubmitJob is recording right now, a channel closed once
 	// the record is written (or failed): its queue message may reach a worker first.
 	recording sync.Map // job id → chan struct{}
+	// claimed holds the record of each job this engine's workers claimed and have not
+	// finished, as the claim wrote it, so that finish need not read it back.
+	claimed sync.Map // job id → claimedRecord
 
 	// epoch counts the revocations, policy updates and retention deletions this engine stored.
 	// A running job's every read compares it with the epoch its last decision saw and decides

@@ -76,22 +76,35 @@ func (e *Engine) putJSON(ctx context.Context, b store.Bucket, key string, v any)
 
 // updateJSON applies f to the record under key with compare-and-set, retrying on conflict.
 func updateJSON[T any](ctx context.Context, e *Engine, b store.Bucket, key string, f func(*T) error) error {
+	_, err := updateJSONFrom(ctx, e, b, key, nil, 0, f)
+	return err
+}
+
+// updateJSONFrom is updateJSON starting from known, the record as this engine wrote it at
+// revision rev (nil: read it first): a write in between fails the compare-and-set, and the
+// record is then read. It returns the revision it wrote.
+func updateJSONFrom[T any](ctx context.Context, e *Engine, b store.Bucket, key string, known *T, rev uint64, f func(*T) error) (uint64, error) {
 	for range 50 {
 		var v T
-		rev, err := e.getJSON(ctx, b, key, &v)
-		if err != nil {
-			return err
+		if known != nil {
+			v, known = *known, nil
+		} else {
+			var err error
+			if rev, err = e.getJSON(ctx, b, key, &v); err != nil {
+				return 0, err
+			}
 		}
 		if err := f(&v); err != nil {
-			return err
+			return 0, err
 		}
-		if _, err = e.st.Update(ctx, b, key, e.sealJSON(b, key, &v), rev); err == nil {
-			return nil
+		written, err := e.st.Update(ctx, b, key, e.sealJSON(b, key, &v), rev)
+		if err == nil {
+			return written, nil
 		} else if !errors.Is(err, store.ErrConflict) {
-			return err
+			return 0, err
 		}
 	}
-	return fmt.Errorf("engine: update %s/%s: %w", b, key, store.ErrContention)
+	return 0, fmt.Errorf("engine: update %s/%s: %w", b, key, store.ErrContention)
 }
 
 func (e *Engine) padRecord(ctx context.Context, id string) (*padRecord, error) {

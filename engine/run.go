@@ -88,6 +88,7 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 		}
 		before = rec
 	}
+	defer e.claimed.Delete(j.ID) // if the job did not get to finish
 	stop := e.heartbeat(ctx, j)
 	var err error
 	if before != nil {
@@ -141,7 +142,8 @@ func (e *Engine) claimAndStart(ctx context.Context, id string, seq uint64) (befo
 	if !store.ValidKey(id) {
 		return nil, false, fmt.Errorf("%w: job %q", store.ErrNotFound, id)
 	}
-	err = updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
+	var claimed jobRecord
+	rev, err := updateJSONFrom(ctx, e, store.JobRecords, id, nil, 0, func(r *jobRecord) error {
 		if r.Status.ID != id {
 			return fmt.Errorf("%w: job record %s names %s", errTamperedState, id, r.Status.ID)
 		}
@@ -160,12 +162,22 @@ func (e *Engine) claimAndStart(ctx context.Context, id string, seq uint64) (befo
 		if !changed {
 			return errUnchanged
 		}
+		claimed = *r
 		return nil
 	})
-	if errors.Is(err, errUnchanged) {
+	switch {
+	case errors.Is(err, errUnchanged):
 		err = nil
+	case err == nil:
+		e.claimed.Store(id, claimedRecord{&claimed, rev})
 	}
 	return before, dup, err
+}
+
+// claimedRecord is a job record as a claim wrote it, and its revision.
+type claimedRecord struct {
+	rec *jobRecord
+	rev uint64
 }
 
 // runJob runs one admitted job to a final state.
@@ -353,7 +365,13 @@ func (e *Engine) abort(ctx context.Context, caller *party.Identity, st *api.JobS
 func (e *Engine) finish(ctx context.Context, id string, state api.JobState, jobErr *api.Error, outs map[string]string, receipt string) error {
 	ctx = context.WithoutCancel(ctx)
 	var final api.JobStatus
-	err := updateJSON(ctx, e, store.JobRecords, id, func(r *jobRecord) error {
+	// The record as this worker's claim wrote it saves reading it back.
+	var known *jobRecord
+	var rev uint64
+	if c, ok := e.claimed.LoadAndDelete(id); ok {
+		known, rev = c.(claimedRecord).rec, c.(claimedRecord).rev
+	}
+	_, err := updateJSONFrom(ctx, e, store.JobRecords, id, known, rev, func(r *jobRecord) error {
 		r.Status.State, r.Status.Error, r.Status.Outputs, r.Status.Receipt = state, jobErr, outs, receipt
 		r.Status.Finished = e.now().UTC()
 		final = r.Status
