@@ -21,10 +21,26 @@ func (a *abortError) Error() string { return "job aborted: an input's policy no 
 
 // work runs queued jobs until ctx ends.
 func (e *Engine) work(ctx context.Context) {
+	// The worker counts as idle from the moment it waits for a job until it gets one, across
+	// the fetches that time out: bootAhead relies on it.
+	idle := false
+	setIdle := func(v bool) {
+		if v != idle {
+			idle = v
+			if v {
+				e.idle.Add(1)
+			} else {
+				e.idle.Add(-1)
+			}
+		}
+	}
+	defer setIdle(false)
 	for ctx.Err() == nil {
-		e.idle.Add(1)
+		setIdle(true)
 		jobs, err := e.st.Jobs().Fetch(ctx, 1, time.Second)
-		e.idle.Add(-1)
+		if len(jobs) > 0 {
+			setIdle(false)
+		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
 				e.log.Warn("fetch jobs", "err", err)
