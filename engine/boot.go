@@ -23,6 +23,8 @@ import (
 // within bootWait (another node's worker claimed the job, or this node's workers are busy) is
 // stopped, and what it captured is dropped; the job's worker then starts it from the
 // beginning. The run's wall-time limit counts from the boot.
+//
+// A guest the worker starts itself (execute) is held in a boot too, without timer.
 type boot struct {
 	id     string
 	ctx    context.Context

@@ -241,43 +241,37 @@ func (e *Engine) runFrom(ctx context.Context, rec *jobRecord) error {
 // execute runs an admitted job; own are the uses its admission reserved.
 func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.JobStatus, own map[string]uint64) error {
 	spec := &st.Spec
-	var (
-		jobCtx context.Context
-		cancel context.CancelCauseFunc
-		host   *jobHost
-		runErr error
-	)
 	// Policies may have changed since admission (update, revocation, expiry): the job is decided
 	// again while its guest boots, and the program gets no input before that decision allows it
 	// (jobHost.prepare). The guest may have been booted ahead by this node when it admitted
-	// the job (boot.go).
-	if b := e.takeBoot(st.ID); b != nil {
+	// the job (boot.go); otherwise it is started here.
+	g := e.takeBoot(st.ID)
+	if g != nil {
 		e.at("boot taken")
 		// The boot lives on the workers' context; this job's (ctx) stops it too.
-		stopLink := context.AfterFunc(ctx, func() { b.cancel(context.Cause(ctx)) })
+		stopLink := context.AfterFunc(ctx, func() { g.cancel(context.Cause(ctx)) })
 		defer stopLink()
-		jobCtx, cancel, host = b.ctx, b.cancel, b.host
-		defer cancel(nil)
-		e.at("starting")
-		host.start(own)
-		stopWatch := e.watch(jobCtx, cancel, caller, st, own)
-		runErr = <-b.ran
-		stopWatch()
 	} else {
 		prog, err := e.compiled(ctx, spec.Program)
 		if err != nil {
 			return e.finish(ctx, st.ID, api.JobFailed, api.Errorf(api.ErrInternal, "%v", err), nil, "")
 		}
 		defer prog.Close(ctx)
-		jobCtx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		e.at("starting")
-		host = e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec)
-		host.start(own)
-		stopWatch := e.watch(jobCtx, cancel, caller, st, own)
-		_, runErr = e.sb.RunProgram(jobCtx, prog, host)
-		stopWatch()
+		jobCtx, cancel := context.WithCancelCause(ctx)
+		g = &boot{id: st.ID, ctx: jobCtx, cancel: cancel, prog: prog, ran: make(chan error, 1),
+			host: e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec)}
+		go func() {
+			_, err := e.sb.RunProgram(jobCtx, prog, g.host)
+			g.ran <- err
+		}()
 	}
+	jobCtx, cancel, host := g.ctx, g.cancel, g.host
+	defer cancel(nil)
+	e.at("starting")
+	host.start(own)
+	stopWatch := e.watch(jobCtx, cancel, caller, st, own)
+	runErr := <-g.ran
+	stopWatch()
 	host.done()
 	e.at("ran")
 	var ab *abortError
