@@ -130,7 +130,7 @@ func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string,
 	var wg sync.WaitGroup
 	for i, r := range reqs {
 		need := ch.pc.NeedsUses(r.action)
-		e.usesHint.Store(usesHintKey{id, r.action}, need)
+		e.rememberUses(id, r.action, need)
 		if u := ahead[r.action]; u != nil && need && ch.revoked == "" {
 			wg.Go(func() {
 				<-u.done
@@ -340,6 +340,18 @@ type usesRead struct {
 type usesHintKey struct {
 	pad    string
 	action policy.Action
+}
+
+// maxUsesHints bounds Engine.usesHint: past it the hints are forgotten, and the next decisions
+// read their counters after their chains until they are learnt again.
+const maxUsesHints = 1 << 16
+
+// rememberUses records whether a decision on pad for action needed its counters.
+func (e *Engine) rememberUses(pad string, action policy.Action, need bool) {
+	if _, loaded := e.usesHint.Swap(usesHintKey{pad, action}, need); !loaded && e.usesHints.Add(1) > maxUsesHints {
+		e.usesHint.Clear()
+		e.usesHints.Store(0)
+	}
 }
 
 // usesNeeded reports whether the last decision on pad for action needed its counters.

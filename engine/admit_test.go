@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -39,5 +40,22 @@ func TestUsesHintOnlyMovesReads(t *testing.T) {
 	w.update(t, "3", "")
 	if err := submit(); err != nil {
 		t.Fatalf("use once the limit is lifted: %v", err)
+	}
+}
+
+// TestUsesHintsBounded: the hints are forgotten past maxUsesHints Pads and actions, so that
+// deciding on many Pads does not grow the engine without bound.
+func TestUsesHintsBounded(t *testing.T) {
+	e := newTestEngine(t)
+	for i := range maxUsesHints + 10 {
+		e.rememberUses(fmt.Sprintf("pad-%d", i), policy.ActionUse, true)
+	}
+	n := 0
+	e.usesHint.Range(func(any, any) bool { n++; return true })
+	if n > maxUsesHints || n == 0 {
+		t.Fatalf("%d hints kept, want between 1 and %d", n, maxUsesHints)
+	}
+	if !e.usesNeeded(fmt.Sprintf("pad-%d", maxUsesHints+9), policy.ActionUse) {
+		t.Fatal("the latest hint was forgotten")
 	}
 }

@@ -79,9 +79,11 @@ type Engine struct {
 	policies sync.Map // policy digest ([32]byte) → *policy.Policy
 	// usesHint remembers, per Pad and action, whether its last decision needed its counters
 	// (usesHintKey → bool), so that the next reads them alongside the chain. A hint only moves
-	// reads: a wrong one costs a wasted read or a round trip.
-	usesHint sync.Map
-	parties  sync.Map // party.ID → struct{}: identities this engine stored or found stored
+	// reads: a wrong one costs a wasted read or a round trip. usesHints counts its entries
+	// (about: a Clear races with new ones), at most maxUsesHints.
+	usesHint  sync.Map
+	usesHints atomic.Int64
+	parties   sync.Map // party.ID → struct{}: identities this engine stored or found stored
 	// recording holds, for each job SubmitJob is recording right now, a channel closed once
 	// the record is written (or failed): its queue message may reach a worker first.
 	recording sync.Map // job id → chan struct{}
