@@ -75,6 +75,7 @@ func (h *jobHost) start(own map[string]uint64) {
 // at once. A denial aborts the job; an error is kept in startErr. It closes ready when done.
 func (h *jobHost) prepare() {
 	defer close(h.ready)
+	h.e.at("start decision")
 	adm, err := h.e.admit(h.ctx, h.caller, h.job, h.spec, false, h.own)
 	if err != nil {
 		h.startErr = err

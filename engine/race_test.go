@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/internal/wasmbuild"
@@ -423,5 +424,34 @@ func TestMissingProgramTakesNoUse(t *testing.T) {
 	}
 	if n, err := e.st.Counter(ctx, counterKey(policy.CounterKey{Pad: w.pad, Action: policy.ActionUse})); err != nil || n != 0 {
 		t.Fatalf("the refused job took %d uses (%v)", n, err)
+	}
+}
+
+// TestAbortDuringStartDecision: the watchdog aborts a job (its input was revoked) while the
+// job's start decision is still reading; that decision then fails on the cancelled context.
+// The job ends aborted, with the revocation's reason, not failed with the decision's error.
+func TestAbortDuringStartDecision(t *testing.T) {
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	e.cfg.Recheck = time.Millisecond
+	denied := make(chan struct{})
+	var once sync.Once
+	e.hook = func(stage string) {
+		switch stage {
+		case "start decision":
+			w.revoke(t, "withdrawn during the start decision")
+			select {
+			case <-denied:
+			case <-time.After(10 * time.Second):
+				t.Error("the watchdog did not abort the job")
+			}
+		case "re-check denied":
+			once.Do(func() { close(denied) })
+		}
+	}
+	startIdle(t, e)
+	st := w.run(t)
+	if st.State != api.JobAborted || !strings.Contains(fmtAPIErr(st.Error), "withdrawn during the start decision") {
+		t.Fatalf("job is %s (%s), want aborted for the revocation", st.State, fmtAPIErr(st.Error))
 	}
 }

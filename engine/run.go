@@ -354,6 +354,7 @@ func (e *Engine) watch(ctx context.Context, cancel context.CancelCauseFunc, call
 			}
 			if !adm.allowed {
 				cancel(&abortError{reasons: adm.reasons()})
+				e.at("re-check denied")
 				return
 			}
 		}
