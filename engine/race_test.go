@@ -130,8 +130,6 @@ func (w *world) revoke(t *testing.T, reason string) {
 // decision taken while the guest boots denies it, so no Pad is opened (no key unwrapped) and the
 // job is aborted with the revocation's reason.
 func TestRevocationBeforeStart(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	e := newTestEngine(t)
 	w := newWorld(t, e, "")
 	var revoked, openedAfter atomic.Bool
@@ -144,8 +142,7 @@ func TestRevocationBeforeStart(t *testing.T) {
 			openedAfter.Store(true)
 		}
 	}
-	e.Start(ctx)
-	defer e.Close()
+	startIdle(t, e)
 	st := w.run(t)
 	if !revoked.Load() {
 		t.Fatal("the job never started")
@@ -165,8 +162,7 @@ func TestRevocationBeforeStart(t *testing.T) {
 // sealed ahead on the policy the job started with, are sealed again on the new one, and the
 // first sealing leaves no key or blob behind.
 func TestPolicyUpdateWhileSealing(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	e := newTestEngine(t)
 	w := newWorld(t, e, "")
 	blobs := watchBlobs(e)
@@ -175,8 +171,7 @@ func TestPolicyUpdateWhileSealing(t *testing.T) {
 			w.update(t, "2", "")
 		}
 	}
-	e.Start(ctx)
-	defer e.Close()
+	startIdle(t, e)
 	st := w.run(t)
 	if st.State != api.JobDone {
 		t.Fatalf("job is %s (%s), want done", st.State, fmtAPIErr(st.Error))
@@ -214,13 +209,10 @@ func TestPolicyUpdateWhileSealing(t *testing.T) {
 // program has run (an aggregate of fewer rows than min_aggregation): the output was sealed
 // ahead of that check, and neither its key nor its blob is left.
 func TestRefusedOutputLeavesNothing(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	e := newTestEngine(t)
 	w := newWorld(t, e, "  min_aggregation: 1000000")
 	blobs := watchBlobs(e)
-	e.Start(ctx)
-	defer e.Close()
+	startIdle(t, e)
 	st := w.run(t)
 	if st.State == api.JobDone || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), "min_aggregation") {
 		t.Fatalf("job is %s (%s), outputs %v; want refused for min_aggregation", st.State, fmtAPIErr(st.Error), st.Outputs)
@@ -294,8 +286,7 @@ func assertNoStrayOutputs(t *testing.T, e *Engine, blobs *putBlobs) {
 func TestRevocationWhileSealing(t *testing.T) {
 	for _, stage := range []string{"ran", "seal"} {
 		t.Run(stage, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
+			ctx := context.Background()
 			e := newTestEngine(t)
 			w := newWorld(t, e, "")
 			e.hook = func(s string) {
@@ -303,8 +294,7 @@ func TestRevocationWhileSealing(t *testing.T) {
 					w.revoke(t, "withdrawn at "+stage)
 				}
 			}
-			e.Start(ctx)
-			defer e.Close()
+			startIdle(t, e)
 			st := w.run(t)
 			if st.State != api.JobAborted || st.Receipt != "" || len(st.Outputs) != 0 {
 				t.Fatalf("job is %s (%s), receipt %q, outputs %v; want aborted without either", st.State, fmtAPIErr(st.Error), st.Receipt, st.Outputs)
