@@ -66,7 +66,7 @@ func ParseID(s string) (ID, error) {
 	if len(s) > 128 {
 		return ID{}, fmt.Errorf("party: id is %d characters, too long for an id: %w", len(s), ErrMalformed)
 	}
-	raw, err := b32.DecodeString(strings.ToUpper(s[len(IDPrefix):]))
+	raw, err := decodeB32(s[len(IDPrefix):])
 	if err != nil {
 		return ID{}, fmt.Errorf("party: id %q is not valid base32 (%v): %w", abbrev(s), err, ErrMalformed)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -25,6 +26,20 @@ const identityBodySize = 1 + signingKeySize + x25519KeySize + xwingKeySize
 const MaxIdentityStringLen = 4096
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// decodeB32 decodes unpadded base32 in either case, and only its canonical form: the last
+// character's unused bits must be zero, so that no two strings name the same bytes (base32
+// decoding alone ignores those bits, and a typo there would go unnoticed).
+func decodeB32(s string) ([]byte, error) {
+	raw, err := b32.DecodeString(strings.ToUpper(s))
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(b32.EncodeToString(raw), s) {
+		return nil, errors.New("non-zero bits after the last byte")
+	}
+	return raw, nil
+}
 
 // An Identity is the public half of a party key: what others seal to and verify with.
 type Identity struct {
@@ -48,7 +63,7 @@ func ParseIdentity(s string) (*Identity, error) {
 		}
 		return nil, fmt.Errorf("party: identity %q does not start with %q: %w", abbrev(s), IdentityPrefix, ErrMalformed)
 	}
-	raw, err := b32.DecodeString(strings.ToUpper(s[len(IdentityPrefix):]))
+	raw, err := decodeB32(s[len(IdentityPrefix):])
 	if err != nil {
 		return nil, fmt.Errorf("party: identity %q is not valid base32 (%v): %w", abbrev(s), err, ErrMalformed)
 	}
