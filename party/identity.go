@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // IdentityPrefix starts every identity string.
@@ -81,6 +82,46 @@ func ParseIdentity(s string) (*Identity, error) {
 // IdentityFromBytes decodes the binary form of an identity (Identity.Bytes), as carried inside
 // Pad headers. It checks the version and every key.
 func IdentityFromBytes(b []byte) (*Identity, error) {
+	if id := parsed.get(b); id != nil {
+		return id, nil
+	}
+	id, err := identityFromBytes(b)
+	if err == nil {
+		parsed.put(b, id)
+	}
+	return id, err
+}
+
+// parsed remembers the identities decoded lately, by binary form. Decoding one checks its
+// X-Wing key, which expands an ML-KEM key (≈ 0.1 ms), and a node sees the same few identities
+// again with every request and every Pad it opens. An Identity is immutable, so one value may
+// be shared; the bytes are the whole identity, so a hit is what decoding them gives.
+var parsed = identityCache{m: map[string]*Identity{}}
+
+// maxParsed bounds parsed: past it, the cache starts over.
+const maxParsed = 1024
+
+type identityCache struct {
+	mu sync.Mutex
+	m  map[string]*Identity
+}
+
+func (c *identityCache) get(b []byte) *Identity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[string(b)]
+}
+
+func (c *identityCache) put(b []byte, id *Identity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxParsed {
+		clear(c.m)
+	}
+	c.m[string(b)] = id
+}
+
+func identityFromBytes(b []byte) (*Identity, error) {
 	if len(b) != identityBodySize {
 		return nil, fmt.Errorf("party: identity is %d bytes, want %d: %w", len(b), identityBodySize, ErrMalformed)
 	}
@@ -131,7 +172,8 @@ func (id *Identity) ID() ID { return id.id }
 func (id *Identity) Equal(other *Identity) bool { return other != nil && id.id == other.id }
 
 // SigningKey returns the Ed25519 public key of the identity.
-func (id *Identity) SigningKey() ed25519.PublicKey { return id.sign }
+// The key is a copy: identities are shared (see parsed), and a caller must not change another's.
+func (id *Identity) SigningKey() ed25519.PublicKey { return bytes.Clone(id.sign) }
 
 // HPKEPublicKey returns the HPKE public key for the KEM identified by kemID.
 func (id *Identity) HPKEPublicKey(kemID uint16) (hpke.PublicKey, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hpke"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -293,4 +294,44 @@ func FuzzParseKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIdentitiesShared: decoding the same bytes again gives the identity decoded before (the
+// cache), bounded in size; nothing a caller gets from a shared identity changes it for others;
+// and malformed bytes are refused every time, never remembered.
+func TestIdentitiesShared(t *testing.T) {
+	k := mustKey(t)
+	b := k.Identity().Bytes()
+	first, err := IdentityFromBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseIdentity(k.Identity().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Error("the same identity was decoded twice")
+	}
+	pub := again.SigningKey()
+	pub[0] ^= 1
+	if !first.Verify("test", []byte("m"), k.Sign("test", []byte("m"))) {
+		t.Error("changing a signing key a caller got changed the shared identity")
+	}
+	bad := bytes.Clone(b)
+	bad[0] = 2
+	for range 2 {
+		if _, err := IdentityFromBytes(bad); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("identity of an unknown version: %v", err)
+		}
+	}
+	for i := range maxParsed + 1 {
+		parsed.put(fmt.Appendf(nil, "key %d", i), first)
+	}
+	parsed.mu.Lock()
+	n := len(parsed.m)
+	parsed.mu.Unlock()
+	if n > maxParsed {
+		t.Errorf("%d identities remembered, at most %d wanted", n, maxParsed)
+	}
 }
