@@ -69,6 +69,11 @@ type Store struct {
 
 	counters counterCache // first guesses for Reserve's compare-and-set
 
+	// inbox receives the replies to ReadMany, subscribed on first use.
+	inboxOnce sync.Once
+	inbox     *inbox
+	inboxErr  error
+
 	closeOnce sync.Once
 	closeErr  error
 }
