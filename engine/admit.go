@@ -12,6 +12,7 @@ import (
 	"github.com/styx-tee/styx/audit"
 	"github.com/styx-tee/styx/party"
 	"github.com/styx-tee/styx/policy"
+	"github.com/styx-tee/styx/store"
 )
 
 // An admission is the outcome of evaluating a job against every input's chain.
@@ -48,12 +49,15 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 		decisions []policy.Decision
 		err       error
 	}
+	// What the decisions will read first (each input's record, revocation and policy, and
+	// the counters its last decisions needed) is read at once: one request per bucket.
+	sn := e.readAhead(ctx, e.admissionRefs(caller, spec))
 	evals := make([]evaluated, len(a.inputs))
 	var wg sync.WaitGroup
 	for i, name := range a.inputs {
 		wg.Go(func() {
 			ev := &evals[i]
-			ev.ch, ev.decisions, ev.err = e.evaluateInput(ctx, caller, job, spec, spec.Inputs[name], own)
+			ev.ch, ev.decisions, ev.err = e.evaluateInput(ctx, sn, caller, job, spec, spec.Inputs[name], own)
 			if ev.err != nil {
 				ev.err = fmt.Errorf("input %s: %w", name, ev.err)
 			}
@@ -79,6 +83,34 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 	return a, nil
 }
 
+// admissionRefs lists what an admission's decisions read first, for store.ReadMany: every
+// input Pad's record, revocation and policy, and the counters of each action whose last
+// decision on that Pad needed them (usesHint). Ancestors are not known before the records are
+// read; they are read as the chains are loaded. Ids that are no valid key are left out (the
+// chain's load refuses them).
+func (e *Engine) admissionRefs(caller party.ID, spec *api.JobSpec) []store.Ref {
+	var refs []store.Ref
+	actions := []policy.Action{policy.ActionUse}
+	if len(spec.Outputs) > 0 {
+		actions = append(actions, policy.ActionDerive)
+	}
+	for _, id := range spec.Inputs {
+		if !store.ValidKey(id) {
+			continue
+		}
+		refs = append(refs, store.Ref{Bucket: store.Pads, Key: id}, store.Ref{Bucket: store.Revocations, Key: id},
+			store.Ref{Bucket: store.Versions, Key: policyKey(id)})
+		for _, action := range actions {
+			if e.usesNeeded(id, action) {
+				for _, k := range usesKeys(id, action, caller) {
+					refs = append(refs, store.Ref{Bucket: store.Counters, Key: counterKey(k)})
+				}
+			}
+		}
+	}
+	return refs
+}
+
 // reserveAdmission takes the uses an allowed admission obliges (see reserveAll); a limit lost
 // in between turns it into a deny.
 func (e *Engine) reserveAdmission(ctx context.Context, a *admission) error {
@@ -98,7 +130,7 @@ func (e *Engine) reserveAdmission(ctx context.Context, a *admission) error {
 
 // evaluateInput loads the chain of input Pad id and decides "use" and "derive" for every
 // declared output on it.
-func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, id string, own map[string]uint64) (*chain, []policy.Decision, error) {
+func (e *Engine) evaluateInput(ctx context.Context, sn *store.Snapshot, caller party.ID, job string, spec *api.JobSpec, id string, own map[string]uint64) (*chain, []policy.Decision, error) {
 	base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job, own: own}
 	reqs := []request{withAction(base, policy.ActionUse, nil)}
 	for _, o := range spec.Outputs {
@@ -115,12 +147,12 @@ func (e *Engine) evaluateInput(ctx context.Context, caller party.ID, job string,
 			u := &usesRead{done: make(chan struct{})}
 			go func() {
 				defer close(u.done)
-				u.uses, u.err = e.uses(ctx, id, r.action, caller, own)
+				u.uses, u.err = e.usesIn(ctx, sn, id, r.action, caller, own)
 			}()
 			ahead[r.action] = u
 		}
 	}
-	ch, err := e.loadChain(ctx, id)
+	ch, err := e.loadChainIn(ctx, sn, id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -57,5 +59,77 @@ func TestUsesHintsBounded(t *testing.T) {
 	}
 	if !e.usesNeeded(fmt.Sprintf("pad-%d", maxUsesHints+9), policy.ActionUse) {
 		t.Fatal("the latest hint was forgotten")
+	}
+}
+
+// TestReadAheadLoadsTheSameChain: a chain and an admission read at once (store.ReadMany: the
+// inputs, then each generation of ancestors) are those read one record at a time, for a Pad
+// derived in two stages from three Pads, one of them its parent's parent too (a diamond), one
+// revoked, and an input whose counters are read ahead.
+func TestReadAheadLoadsTheSameChain(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "lifecycle: {max_uses: {use: 100}}")
+	// Aggregates derived from these may be used and derived from again.
+	reusable := func() []byte {
+		return bytes.Replace(ownerPolicy(w.owner, "1", ""), []byte(`action == Styx::Action::"release"`),
+			[]byte(`action in [Styx::Action::"use", Styx::Action::"derive", Styx::Action::"release"]`), 1)
+	}
+	other, third := w.uploadWith(t, reusable()), w.uploadWith(t, reusable())
+	runOn := func(inputs map[string]string) string {
+		t.Helper()
+		st, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: inputs,
+			Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.runJob(ctx, st.ID); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := e.jobRecord(ctx, st.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Status.State != api.JobDone {
+			t.Fatalf("job %s: %s %v", st.ID, rec.Status.State, rec.Status.Error)
+		}
+		return rec.Status.Outputs["count"]
+	}
+	first := runOn(map[string]string{"a": third, "b": other})
+	second := runOn(map[string]string{"d": first, "c": third})
+	if _, err := e.Revoke(ctx, w.owner.Identity(), api.SignRevocation(w.owner, other, "withdrawn", e.now())); err != nil {
+		t.Fatal(err)
+	}
+	spec := &api.JobSpec{Program: w.prog, Inputs: map[string]string{"x": second, "y": w.pad}, Purpose: "research",
+		Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}}
+	load := func(readAhead bool) (*chain, *admission) {
+		t.Helper()
+		e.noReadAhead = !readAhead
+		ch, err := e.loadChain(ctx, second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := e.admit(ctx, w.owner.Identity().ID(), "job", spec, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch, a
+	}
+	one, oneAdm := load(false)
+	many, manyAdm := load(true)
+	if len(many.order) != 4 || many.revoked != other {
+		t.Fatalf("chain of %s: order %v, revoked %q; want four Pads, %s revoked", second, many.order, many.revoked, other)
+	}
+	if !e.usesNeeded(w.pad, policy.ActionUse) {
+		t.Fatal("no counters were read ahead")
+	}
+	if !reflect.DeepEqual(one, many) {
+		t.Errorf("chain read at once differs:\n%+v\none by one:\n%+v", many, one)
+	}
+	if !reflect.DeepEqual(oneAdm, manyAdm) {
+		t.Errorf("admission read at once differs:\n%+v\none by one:\n%+v", manyAdm, oneAdm)
+	}
+	if manyAdm.allowed {
+		t.Error("admitted a job on a Pad with a revoked ancestor")
 	}
 }

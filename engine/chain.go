@@ -30,6 +30,11 @@ type chain struct {
 // loadChain reads a Pad's ancestry and the current policy of every sealed ancestor. It refuses
 // chains wider than policy.MaxAncestors (an attacker-controlled amount of work).
 func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
+	return e.loadChainIn(ctx, nil, id)
+}
+
+// loadChainIn is loadChain taking from sn what it read ahead (admissionRefs).
+func (e *Engine) loadChainIn(ctx context.Context, sn *store.Snapshot, id string) (*chain, error) {
 	if !store.ValidKey(id) {
 		return nil, errNoPad(id)
 	}
@@ -37,9 +42,14 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 	// derived Pad, which has no policy of its own, that read finds nothing and is dropped).
 	var rootState chainState
 	var early sync.WaitGroup
-	early.Go(func() { rootState.rv, rootState.rvErr = e.revocation(ctx, id) })
-	early.Go(func() { rootState.pol, _, rootState.polErr = e.currentPolicy(ctx, id) })
-	root, err := e.padRecord(ctx, id)
+	if sn.Has(store.Pads, id) && sn.Has(store.Revocations, id) && sn.Has(store.Versions, policyKey(id)) {
+		rootState.rv, rootState.rvErr = e.revocationIn(ctx, sn, id)
+		rootState.pol, _, rootState.polErr = e.currentPolicyIn(ctx, sn, id)
+	} else {
+		early.Go(func() { rootState.rv, rootState.rvErr = e.revocation(ctx, id) })
+		early.Go(func() { rootState.pol, _, rootState.polErr = e.currentPolicy(ctx, id) })
+	}
+	root, err := e.padRecordIn(ctx, sn, id)
 	early.Wait()
 	if err != nil {
 		return nil, err
@@ -49,7 +59,12 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 	}
 	ch := &chain{pad: root, nodes: map[string]*padRecord{id: root}, order: []string{id}}
 	dist := map[string]int{id: 0}
-	for i := 0; i < len(ch.order); i++ {
+	// The records of a generation of ancestors are read at once, as the walk reaches it.
+	var gen *store.Snapshot
+	for i, next := 0, 0; i < len(ch.order); i++ {
+		if i == next {
+			gen, next = e.readParents(ctx, ch, ch.order[i:]), len(ch.order)
+		}
 		n := ch.nodes[ch.order[i]]
 		for _, p := range n.Parents {
 			if dist[p] < dist[n.ID]+1 {
@@ -61,7 +76,7 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 			if len(ch.nodes) >= policy.MaxAncestors {
 				return nil, fmt.Errorf("engine: Pad %s has more than %d ancestors", id, policy.MaxAncestors)
 			}
-			rec, err := e.padRecord(ctx, p)
+			rec, err := e.padRecordIn(ctx, gen, p)
 			if err != nil {
 				return nil, fmt.Errorf("engine: ancestor %s of %s: %w", p, id, err)
 			}
@@ -82,12 +97,20 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 	// error, the sources) as one read after another would.
 	states := make([]chainState, len(ch.order))
 	states[0] = rootState
+	var refs []store.Ref
+	for _, pid := range ch.order[1:] {
+		refs = append(refs, store.Ref{Bucket: store.Revocations, Key: pid})
+		if !ch.nodes[pid].Derived {
+			refs = append(refs, store.Ref{Bucket: store.Versions, Key: policyKey(pid)})
+		}
+	}
+	anc := e.readAhead(ctx, refs)
 	var wg sync.WaitGroup
 	for i, pid := range ch.order[1:] {
 		st := &states[i+1]
-		wg.Go(func() { st.rv, st.rvErr = e.revocation(ctx, pid) })
+		wg.Go(func() { st.rv, st.rvErr = e.revocationIn(ctx, anc, pid) })
 		if !ch.nodes[pid].Derived {
-			wg.Go(func() { st.pol, _, st.polErr = e.currentPolicy(ctx, pid) })
+			wg.Go(func() { st.pol, _, st.polErr = e.currentPolicyIn(ctx, anc, pid) })
 		}
 	}
 	wg.Wait()
@@ -110,6 +133,40 @@ func (e *Engine) loadChain(ctx context.Context, id string) (*chain, error) {
 			FirstKinds: paths[pid].first.list(), LaterKinds: paths[pid].later.list()})
 	}
 	return ch, nil
+}
+
+// readParents reads at once the records of the parents of nodes that the chain does not hold
+// yet, if they fit in one read and within policy.MaxAncestors (past it, the walk refuses the
+// chain before reading them).
+func (e *Engine) readParents(ctx context.Context, ch *chain, nodes []string) *store.Snapshot {
+	var refs []store.Ref
+	seen := map[string]bool{}
+	for _, id := range nodes {
+		for _, p := range ch.nodes[id].Parents {
+			if ch.nodes[p] == nil && !seen[p] && store.ValidKey(p) {
+				seen[p] = true
+				refs = append(refs, store.Ref{Bucket: store.Pads, Key: p})
+			}
+		}
+	}
+	if len(ch.nodes)+len(refs) > policy.MaxAncestors {
+		return nil
+	}
+	return e.readAhead(ctx, refs)
+}
+
+// readAhead reads refs at once (store.ReadMany) if there are several. It returns nil if there
+// is one or none, too many for one read, or if the read fails: the reads are then made one by
+// one, and whichever fails says so with its key.
+func (e *Engine) readAhead(ctx context.Context, refs []store.Ref) *store.Snapshot {
+	if len(refs) < 2 || e.noReadAhead {
+		return nil
+	}
+	sn, err := e.st.ReadMany(ctx, refs)
+	if err != nil {
+		return nil
+	}
+	return sn
 }
 
 // chainState is what loadChain reads about one Pad of a chain besides its record.
@@ -199,8 +256,13 @@ func (e *Engine) padRef(r *padRecord) policy.PadRef {
 
 // revocation returns Pad id's revocation, or nil if it has none.
 func (e *Engine) revocation(ctx context.Context, id string) (*api.Revocation, error) {
+	return e.revocationIn(ctx, nil, id)
+}
+
+// revocationIn is revocation reading from sn if it read it.
+func (e *Engine) revocationIn(ctx context.Context, sn *store.Snapshot, id string) (*api.Revocation, error) {
 	var rv api.Revocation
-	if _, err := e.getJSON(ctx, store.Revocations, id, &rv); err != nil {
+	if _, err := e.getJSONIn(ctx, sn, store.Revocations, id, &rv); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil
 		}
@@ -211,7 +273,15 @@ func (e *Engine) revocation(ctx context.Context, id string) (*api.Revocation, er
 
 // currentPolicy returns the Pad's current policy and its version.
 func (e *Engine) currentPolicy(ctx context.Context, id string) (*policy.Policy, uint64, error) {
-	v, sealed, err := e.st.Version(ctx, policyKey(id))
+	return e.currentPolicyIn(ctx, nil, id)
+}
+
+// currentPolicyIn is currentPolicy reading from sn if it read the policy's register.
+func (e *Engine) currentPolicyIn(ctx context.Context, sn *store.Snapshot, id string) (*policy.Policy, uint64, error) {
+	v, sealed, in, err := sn.Version(policyKey(id))
+	if !in {
+		v, sealed, err = e.st.Version(ctx, policyKey(id))
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("engine: policy of %s: %w", id, err)
 	}
@@ -314,12 +384,26 @@ func counterKey(k policy.CounterKey) string {
 // uses reads the counters a decision on pad for action by caller may look at, less the uses in
 // own (a running job's own reservations).
 func (e *Engine) uses(ctx context.Context, pad string, action policy.Action, caller party.ID, own map[string]uint64) (policy.Uses, error) {
-	keys := [2]policy.CounterKey{{Pad: pad, Action: action}, {Pad: pad, Action: action, Party: caller}}
+	return e.usesIn(ctx, nil, pad, action, caller, own)
+}
+
+// usesKeys are the counters a decision on pad for action by caller may look at.
+func usesKeys(pad string, action policy.Action, caller party.ID) [2]policy.CounterKey {
+	return [2]policy.CounterKey{{Pad: pad, Action: action}, {Pad: pad, Action: action, Party: caller}}
+}
+
+// usesIn is uses reading from sn the counters it read.
+func (e *Engine) usesIn(ctx context.Context, sn *store.Snapshot, pad string, action policy.Action, caller party.ID, own map[string]uint64) (policy.Uses, error) {
+	keys := usesKeys(pad, action, caller)
 	var n [2]uint64
 	var errs [2]error
 	var wg sync.WaitGroup
-	wg.Go(func() { n[1], errs[1] = e.st.Counter(ctx, counterKey(keys[1])) })
-	n[0], errs[0] = e.st.Counter(ctx, counterKey(keys[0]))
+	for i, k := range keys {
+		var in bool
+		if n[i], in, errs[i] = sn.Counter(counterKey(k)); !in {
+			wg.Go(func() { n[i], errs[i] = e.st.Counter(ctx, counterKey(k)) })
+		}
+	}
 	wg.Wait()
 	u := policy.Uses{}
 	for i, k := range keys {

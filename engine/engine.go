@@ -99,6 +99,8 @@ type Engine struct {
 	epoch atomic.Uint64
 	// hook, set only by tests, is called at named points of a job's output path.
 	hook func(stage string)
+	// noReadAhead, set only by tests, makes every read of a decision one request (readAhead).
+	noReadAhead bool
 	// failShred, set only by tests, makes destroying a data key fail.
 	failShred func(id string) error
 

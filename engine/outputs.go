@@ -158,9 +158,14 @@ func (e *Engine) revokedSince(ctx context.Context, a *admission) ([]string, erro
 			probes = append(probes, &probe{input: name, ch: ch, id: id})
 		}
 	}
+	var refs []store.Ref
+	for _, p := range probes {
+		refs = append(refs, store.Ref{Bucket: store.Revocations, Key: p.id})
+	}
+	sn := e.readAhead(ctx, refs) // in one read where they fit in one
 	var wg sync.WaitGroup
 	for _, p := range probes {
-		wg.Go(func() { p.rv, p.err = e.revocation(ctx, p.id) })
+		wg.Go(func() { p.rv, p.err = e.revocationIn(ctx, sn, p.id) })
 	}
 	wg.Wait()
 	for _, p := range probes {

@@ -42,7 +42,16 @@ func partyKey(id string) string  { return "party." + id }
 
 // getJSON reads, authenticates and decodes a sealed record.
 func (e *Engine) getJSON(ctx context.Context, b store.Bucket, key string, v any) (uint64, error) {
-	raw, rev, err := e.st.Get(ctx, b, key)
+	return e.getJSONIn(ctx, nil, b, key, v)
+}
+
+// getJSONIn is getJSON reading from sn if it read the record (store.ReadMany), else from the
+// store. Either way the record is authenticated here.
+func (e *Engine) getJSONIn(ctx context.Context, sn *store.Snapshot, b store.Bucket, key string, v any) (uint64, error) {
+	raw, rev, in, err := sn.Get(b, key)
+	if !in {
+		raw, rev, err = e.st.Get(ctx, b, key)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -108,11 +117,16 @@ func updateJSONFrom[T any](ctx context.Context, e *Engine, b store.Bucket, key s
 }
 
 func (e *Engine) padRecord(ctx context.Context, id string) (*padRecord, error) {
+	return e.padRecordIn(ctx, nil, id)
+}
+
+// padRecordIn is padRecord reading from sn if it read the record.
+func (e *Engine) padRecordIn(ctx context.Context, sn *store.Snapshot, id string) (*padRecord, error) {
 	if !store.ValidKey(id) {
 		return nil, errNoPad(id)
 	}
 	var r padRecord
-	if _, err := e.getJSON(ctx, store.Pads, id, &r); err != nil {
+	if _, err := e.getJSONIn(ctx, sn, store.Pads, id, &r); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errNoPad(id)
 		}
