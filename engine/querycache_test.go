@@ -196,7 +196,7 @@ func queryPolicyDoc(owner *party.Key, tmpl, version, lifecycle string) []byte {
 }
 
 // uploadWith seals a small table under the given policy document and stores it.
-func (w *world) uploadWith(t *testing.T, doc []byte) string {
+func (w *world) uploadWith(t testing.TB, doc []byte) string {
 	t.Helper()
 	data := []byte("a,b\n1,2\n3,4\n")
 	var buf bytes.Buffer

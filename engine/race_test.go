@@ -52,7 +52,7 @@ type world struct {
 	prog  string
 }
 
-func newWorld(t *testing.T, e *Engine, lifecycle string) *world {
+func newWorld(t testing.TB, e *Engine, lifecycle string) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{e: e, owner: newParty(t)}
@@ -70,12 +70,12 @@ func newWorld(t *testing.T, e *Engine, lifecycle string) *world {
 }
 
 // upload seals a small table under the owner's policy with the given lifecycle line and stores it.
-func (w *world) upload(t *testing.T, lifecycle string) string {
+func (w *world) upload(t testing.TB, lifecycle string) string {
 	t.Helper()
 	return w.uploadWith(t, ownerPolicy(w.owner, "1", lifecycle))
 }
 
-func newParty(t *testing.T) *party.Key {
+func newParty(t testing.TB) *party.Key {
 	t.Helper()
 	k, err := party.Generate()
 	if err != nil {

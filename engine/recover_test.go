@@ -26,7 +26,7 @@ type rawSigner struct{ k *party.Key }
 func (s rawSigner) Sign(msg []byte) ([]byte, error) { return s.k.SignRaw(msg) }
 
 // newTestEngine is an engine on a real embedded store, blob directory, sandbox and audit log.
-func newTestEngine(t *testing.T) *Engine {
+func newTestEngine(t testing.TB) *Engine {
 	t.Helper()
 	ck, err := party.Generate()
 	if err != nil {
@@ -46,7 +46,7 @@ var compiled = sandbox.NewCache()
 // openTestEngine opens an engine on the state in dir (created if new) under cluster key ck.
 // closeAll closes what the engine runs on, as a node stopping does; opening the same dir again
 // is a restart.
-func openTestEngine(t *testing.T, dir string, ck *party.Key) (e *Engine, closeAll func()) {
+func openTestEngine(t testing.TB, dir string, ck *party.Key) (e *Engine, closeAll func()) {
 	t.Helper()
 	ctx := context.Background()
 	var closers []func()
