@@ -108,19 +108,28 @@ func (m *memory) end() {
 	m.unmapIfIdle()
 }
 
+// unmapIfIdle unmaps a released region no call uses. The unmapping itself runs on its own
+// goroutine: it frees every page the guest touched (a Go guest: ≈ 0.4 ms), and the run whose
+// end released the region need not wait for it. Nothing can reach the region by then.
 func (m *memory) unmapIfIdle() {
 	if !m.released || m.calls > 0 || m.region == nil {
 		return
 	}
-	if err := unreserve(m.region); err != nil {
-		m.log.Error("sandbox: unmapping linear memory", "err", err)
-	}
+	region, log := m.region, m.log
 	m.region, m.committed = nil, 0
-	liveRegions.Add(-1)
+	unmapping.Add(1)
+	go func() {
+		defer unmapping.Add(-1)
+		if err := unreserve(region); err != nil {
+			log.Error("sandbox: unmapping linear memory", "err", err)
+		}
+		liveRegions.Add(-1)
+	}()
 }
 
-// liveRegions counts the reservations not yet unmapped (for tests).
-var liveRegions atomic.Int64
+// liveRegions counts the reservations not yet unmapped, and unmapping those being unmapped
+// (for tests).
+var liveRegions, unmapping atomic.Int64
 
 // reserved is the experimental.LinearMemory view of a memory with a reservation.
 type reserved memory

@@ -29,7 +29,7 @@ func (h signalHost) Log(p []byte) {
 // unmapped.
 func TestRuntimeCloseDuringQueries(t *testing.T) {
 	ctx := context.Background()
-	before := liveRegions.Load()
+	before := settledRegions(t)
 	r, err := New(ctx, Config{MemoryLimit: 64 << 20, Timeout: 2 * time.Minute, Cache: testCache})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestRuntimeCloseDuringQueries(t *testing.T) {
 		}
 		in.Close(ctx)
 	}
-	if live := liveRegions.Load(); live != before {
+	if live := settledRegions(t); live != before {
 		t.Fatalf("%d linear memories still mapped", live-before)
 	}
 }
@@ -85,7 +85,7 @@ func TestRuntimeCloseDuringQueries(t *testing.T) {
 // memory), a closed instance and a runtime closed with an idle instance.
 func TestMemoryUnmapped(t *testing.T) {
 	ctx := context.Background()
-	before := liveRegions.Load()
+	before := settledRegions(t)
 	short := newRuntime(t, Config{MemoryLimit: 32 << 20, Timeout: time.Second})
 	long := newRuntime(t, Config{MemoryLimit: 32 << 20, Timeout: 2 * time.Minute})
 	mustStillServe(t, long)
@@ -121,11 +121,11 @@ func TestMemoryUnmapped(t *testing.T) {
 	if _, err := idle.Warm(ctx, p, newHost(nil, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if live := liveRegions.Load(); canReserve && live != before+1 {
+	if live := settledRegions(t); canReserve && live != before+1 {
 		t.Fatalf("%d linear memories mapped with one idle instance", live-before)
 	}
 	idle.Close(ctx)
-	if live := liveRegions.Load(); live != before {
+	if live := settledRegions(t); live != before {
 		t.Fatalf("%d linear memories still mapped", live-before)
 	}
 }
@@ -137,7 +137,7 @@ func TestMemoryFreeWaitsForCalls(t *testing.T) {
 	if !canReserve {
 		t.Skip("no reserved memory on this platform")
 	}
-	before := liveRegions.Load()
+	before := settledRegions(t)
 	m := newMemory(slog.New(slog.DiscardHandler)) // entered, as for an instantiation
 	lm := m.Allocate(0, 1<<20)
 	b := lm.Reallocate(2 * wasmPage)
@@ -156,7 +156,20 @@ func TestMemoryFreeWaitsForCalls(t *testing.T) {
 		t.Fatal("unmapped under a call")
 	}
 	m.leave()
-	if liveRegions.Load() != before {
+	if settledRegions(t) != before {
 		t.Fatal("not unmapped once idle")
 	}
+}
+
+// settledRegions waits for the unmappings under way to finish and returns liveRegions.
+func settledRegions(t *testing.T) int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for unmapping.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d regions still being unmapped after 10 s", unmapping.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return liveRegions.Load()
 }
