@@ -207,7 +207,7 @@ func (r *bucketRead) collect(ctx context.Context, sn *Snapshot) error {
 			return fmt.Errorf("store: read %s: %w", b, ctx.Err())
 		}
 		if status := m.Header.Get("Status"); status != "" {
-			return endOfBatch(b, status, m)
+			return endOfBatch(b, status, m, got)
 		}
 		key, ok := strings.CutPrefix(m.Header.Get(jetstream.SubjectHeader), prefix)
 		rec, asked := sn.recs[Ref{b, key}]
@@ -227,10 +227,11 @@ func (r *bucketRead) collect(ctx context.Context, sn *Snapshot) error {
 	}
 }
 
-// endOfBatch checks the status that ends a multi_last reply: 204 with nothing pending (every
-// key found was sent), or 404 (none of the keys exists). Anything else, including a batch cut
-// short, fails the read: a key left out must never read as missing (a revocation would).
-func endOfBatch(b Bucket, status string, m *nats.Msg) error {
+// endOfBatch checks the status that ends a multi_last reply, after got records: 204 with
+// nothing pending (every key found was sent), or 404 with none sent (none of the keys exists).
+// Anything else, including a batch cut short, fails the read: a key left out must never read as
+// missing (a revocation would).
+func endOfBatch(b Bucket, status string, m *nats.Msg, got int) error {
 	switch status {
 	case "204":
 		if p := m.Header.Get("Nats-Num-Pending"); p != "0" {
@@ -238,7 +239,7 @@ func endOfBatch(b Bucket, status string, m *nats.Msg) error {
 		}
 		return nil
 	case "404":
-		if d := m.Header.Get("Description"); d != "No Results" {
+		if d := m.Header.Get("Description"); d != "No Results" || got > 0 {
 			return fmt.Errorf("store: read %s: %s %s", b, status, d)
 		}
 		return nil

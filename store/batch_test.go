@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -220,4 +222,59 @@ func BenchmarkReadMany(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestReadManyRepliesChecked feeds collect replies a faulty or hostile server could send: each
+// fails the read (none leaves a key to read as missing), and the well-formed ends pass.
+func TestReadManyRepliesChecked(t *testing.T) {
+	msg := func(h ...string) *nats.Msg {
+		m := &nats.Msg{Header: nats.Header{}, Data: []byte("v")}
+		for i := 0; i < len(h); i += 2 {
+			m.Header.Set(h[i], h[i+1])
+		}
+		return m
+	}
+	rec := func(key, seq string) *nats.Msg {
+		return msg("Nats-Subject", "$KV."+string(Revocations)+"."+key, "Nats-Sequence", seq)
+	}
+	eob := func(pending string) *nats.Msg {
+		return msg("Status", "204", "Description", "EOB", "Nats-Num-Pending", pending)
+	}
+	none := msg("Status", "404", "Description", "No Results")
+	for _, c := range []struct {
+		name    string
+		replies []*nats.Msg
+		ok      bool
+	}{
+		{"all found", []*nats.Msg{rec("a", "7"), rec("b", "9"), eob("0")}, true},
+		{"one found", []*nats.Msg{rec("b", "9"), eob("0")}, true},
+		{"none found", []*nats.Msg{none}, true},
+		{"cut short", []*nats.Msg{rec("a", "7"), eob("1")}, false},
+		{"end without a count", []*nats.Msg{rec("a", "7"), msg("Status", "204", "Description", "EOB")}, false},
+		{"no results after a record", []*nats.Msg{rec("a", "7"), none}, false},
+		{"load failure", []*nats.Msg{msg("Status", "404", "Description", "Message Not Found")}, false},
+		{"too many", []*nats.Msg{msg("Status", "413", "Description", "Too Many Results")}, false},
+		{"key not asked for", []*nats.Msg{rec("c", "3"), eob("0")}, false},
+		{"other bucket", []*nats.Msg{msg("Nats-Subject", "$KV."+string(Pads)+".a", "Nats-Sequence", "3"), eob("0")}, false},
+		{"two replies for a key", []*nats.Msg{rec("a", "7"), rec("a", "8"), eob("0")}, false},
+		{"no sequence", []*nats.Msg{rec("a", ""), eob("0")}, false},
+		{"sequence zero", []*nats.Msg{rec("a", "0"), eob("0")}, false},
+	} {
+		r := &bucketRead{b: Revocations, keys: []string{"a", "b"}, replies: make(chan *nats.Msg, len(c.replies))}
+		for _, m := range c.replies {
+			r.replies <- m
+		}
+		sn := &Snapshot{recs: map[Ref]snapRecord{}}
+		err := r.collect(testCtx(t), sn)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// Nothing comes: the read ends with its context.
+	r := &bucketRead{b: Revocations, keys: []string{"a"}, replies: make(chan *nats.Msg)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := r.collect(ctx, &Snapshot{recs: map[Ref]snapRecord{}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("silent server: %v", err)
+	}
 }
