@@ -42,13 +42,8 @@ func (e *Engine) loadChainIn(ctx context.Context, sn *store.Snapshot, id string)
 	// derived Pad, which has no policy of its own, that read finds nothing and is dropped).
 	var rootState chainState
 	var early sync.WaitGroup
-	if sn.Has(store.Pads, id) && sn.Has(store.Revocations, id) && sn.Has(store.Versions, policyKey(id)) {
-		rootState.rv, rootState.rvErr = e.revocationIn(ctx, sn, id)
-		rootState.pol, _, rootState.polErr = e.currentPolicyIn(ctx, sn, id)
-	} else {
-		early.Go(func() { rootState.rv, rootState.rvErr = e.revocation(ctx, id) })
-		early.Go(func() { rootState.pol, _, rootState.polErr = e.currentPolicy(ctx, id) })
-	}
+	early.Go(func() { rootState.rv, rootState.rvErr = e.revocationIn(ctx, sn, id) })
+	early.Go(func() { rootState.pol, _, rootState.polErr = e.currentPolicyIn(ctx, sn, id) })
 	root, err := e.padRecordIn(ctx, sn, id)
 	early.Wait()
 	if err != nil {
