@@ -42,8 +42,8 @@ type snapRecord struct {
 	marker bool // the last message is a delete or purge marker
 }
 
-// Has reports whether the snapshot read key of bucket b (found or not).
-func (sn *Snapshot) Has(b Bucket, key string) bool {
+// has reports whether the snapshot read key of bucket b (found or not).
+func (sn *Snapshot) has(b Bucket, key string) bool {
 	if sn == nil {
 		return false
 	}
@@ -55,7 +55,7 @@ func (sn *Snapshot) Has(b Bucket, key string) bool {
 // value and revision, or ErrNotFound for a missing or deleted key. in is false, and nothing
 // else is set, if the snapshot did not read that key.
 func (sn *Snapshot) Get(b Bucket, key string) (value []byte, rev uint64, in bool, err error) {
-	if !sn.Has(b, key) {
+	if !sn.has(b, key) {
 		return nil, 0, false, nil
 	}
 	r := sn.recs[Ref{b, key}]
@@ -83,7 +83,7 @@ func (sn *Snapshot) Counter(key string) (n uint64, in bool, err error) {
 }
 
 func (sn *Snapshot) register(b Bucket, key string) (uint64, []byte, bool, error) {
-	if !sn.Has(b, key) {
+	if !sn.has(b, key) {
 		return 0, nil, false, nil
 	}
 	r := sn.recs[Ref{b, key}]
