@@ -91,11 +91,12 @@ type Engine struct {
 	// finished, as the claim wrote it, so that finish need not read it back.
 	claimed sync.Map // job id → claimedRecord
 
-	// epoch counts the revocations, policy updates and retention deletions this engine stored.
-	// A running job's every read compares it with the epoch its last decision saw and decides
-	// again when it moved, so a change made on this node stops the job at its next read, and
-	// the query chain cache drops what it loaded before; changes made on other nodes are caught
-	// by the once-a-Recheck watchdog (jobs) and the cache's short TTL (queries).
+	// epoch counts the revocations, policy updates and retention deletions this engine stored,
+	// and, once started, the revocations and policy updates any node stored (Start watches the
+	// store). A running job's every read compares it with the epoch its last decision saw and
+	// decides again when it moved, so such a change stops the job at its next read, and the
+	// query chain cache drops what it loaded before. A retention deletion made on another node
+	// is caught by the once-a-Recheck watchdog (jobs) and the cache's short TTL (queries).
 	epoch atomic.Uint64
 	// hook, set only by tests, is called at named points of a job's output path.
 	hook func(stage string)
@@ -181,6 +182,14 @@ func (e *Engine) Start(ctx context.Context) {
 	e.mu.Lock()
 	e.runCtx = ctx
 	e.mu.Unlock()
+	// A revocation or policy update stored by another node of the cluster moves this node's
+	// epoch as soon as the store tells of it, as one stored here does: running jobs decide
+	// again at their next read, and queries drop the chains they cached. Should the watch
+	// fail, the watchdog's re-checks (jobs) and the chain cache's TTL (queries) still bound
+	// how long such a change takes to reach them.
+	if err := e.st.WatchChanges(ctx, func(store.Bucket) { e.epoch.Add(1) }, store.Revocations, store.Versions); err != nil {
+		e.log.Warn("watching other nodes' revocations and policy updates", "err", err)
+	}
 	e.requeue(ctx)
 	for range e.cfg.Workers {
 		e.wg.Go(func() { e.work(ctx) })

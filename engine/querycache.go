@@ -15,8 +15,10 @@ import (
 )
 
 // chainTTL bounds how long a query reuses a loaded chain. A change stored by this node moves
-// e.epoch and reaches the very next query; one stored by another node of the cluster is seen
-// here once the entry is older than chainTTL.
+// e.epoch and reaches the very next query; a revocation or policy update stored by another
+// node of the cluster moves it once the store's watch tells of it (Engine.Start), and anything
+// else (a retention deletion there, a watch that failed) is seen once the entry is older than
+// chainTTL.
 const chainTTL = time.Second
 
 // maxCachedChains bounds the chain cache; when full it starts over.

@@ -380,3 +380,47 @@ func TestQueryDecisionMemoConcurrent(t *testing.T) {
 		t.Fatalf("%d queries admitted under a limit of %d", n, K)
 	}
 }
+
+// TestOtherNodesChangesReachThisNode: a policy update and a revocation stored by one node move
+// the epoch of another node of the cluster (its watch of the store), so that its running jobs
+// decide again at their next read and its cached query chains are dropped at once rather than
+// after chainTTL.
+func TestOtherNodesChangesReachThisNode(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	other := newEngineOn(t, e)
+	other.Start(ctx)
+	waitEpoch := func(from uint64, what string) uint64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for other.epoch.Load() == from {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s on one node: the other's epoch did not move in 10 s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return other.epoch.Load()
+	}
+	if _, err := other.queryChain(ctx, w.pad); err != nil {
+		t.Fatal(err)
+	}
+	epoch := other.epoch.Load()
+	w.update(t, "2", "")
+	epoch = waitEpoch(epoch, "a policy update")
+	ch, err := other.queryChain(ctx, w.pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := ch.pc.Sources[0].Policy.Version(); v != 2 {
+		t.Fatalf("the other node's query chain after the update has policy version %d", v)
+	}
+	w.revoke(t, "withdrawn")
+	waitEpoch(epoch, "a revocation")
+	if ch, err = other.queryChain(ctx, w.pad); err != nil {
+		t.Fatal(err)
+	}
+	if ch.revoked != w.pad {
+		t.Fatalf("the other node's query chain after the revocation: revoked %q", ch.revoked)
+	}
+}
