@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -277,4 +279,60 @@ func TestReadManyRepliesChecked(t *testing.T) {
 	if err := r.collect(ctx, &Snapshot{recs: map[Ref]snapRecord{}}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("silent server: %v", err)
 	}
+}
+
+// FuzzReadManyReplies feeds the reply reader arbitrary replies (subjects, sequences, statuses,
+// counts), three fields per reply, separated by newlines. It must not panic, and a read it
+// accepts must hold every key asked for, each found one with a sequence, as the server sent it.
+func FuzzReadManyReplies(f *testing.F) {
+	f.Add("a|7|\nb|9|\n|0|204")
+	f.Add("|0|404")
+	f.Add("a|7|\n|1|204")
+	f.Add("c|3|\na|x|\n|0|500")
+	f.Fuzz(func(t *testing.T, script string) {
+		keys := []string{"a", "b"}
+		lines := strings.Split(script, "\n")
+		if len(lines) > 16 {
+			lines = lines[:16]
+		}
+		r := &bucketRead{b: Revocations, keys: keys, replies: make(chan *nats.Msg, len(lines))}
+		sent := map[string]string{}
+		for _, line := range lines {
+			field := strings.SplitN(line, "|", 3)
+			for len(field) < 3 {
+				field = append(field, "")
+			}
+			m := &nats.Msg{Header: nats.Header{}}
+			if field[2] != "" {
+				m.Header.Set("Status", field[2])
+				m.Header.Set("Nats-Num-Pending", field[1])
+				m.Header.Set("Description", "No Results")
+			} else {
+				m.Header.Set("Nats-Subject", "$KV."+string(Revocations)+"."+field[0])
+				m.Header.Set("Nats-Sequence", field[1])
+				if _, dup := sent[field[0]]; !dup {
+					sent[field[0]] = field[1]
+				}
+			}
+			r.replies <- m
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		defer cancel()
+		sn := &Snapshot{recs: map[Ref]snapRecord{}}
+		if err := r.collect(ctx, sn); err != nil {
+			return
+		}
+		if len(sn.recs) != len(keys) {
+			t.Fatalf("accepted a read holding %d records for %d keys", len(sn.recs), len(keys))
+		}
+		for _, k := range keys {
+			rec, ok := sn.recs[Ref{Revocations, k}]
+			if !ok {
+				t.Fatalf("accepted a read without key %s", k)
+			}
+			if rec.found && (rec.rev == 0 || strconv.FormatUint(rec.rev, 10) != sent[k]) {
+				t.Fatalf("key %s read at sequence %d; the server sent %q", k, rec.rev, sent[k])
+			}
+		}
+	})
 }
