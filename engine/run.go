@@ -49,7 +49,14 @@ func (e *Engine) work(ctx context.Context) {
 			continue
 		}
 		for _, j := range jobs {
-			e.runQueued(ctx, j)
+			if e.runQueued(ctx, j) {
+				// The job is over and its waiters answered: the worker counts as idle while
+				// the queue is told, so that a job submitted meanwhile boots ahead (bootAhead).
+				setIdle(true)
+				if err := j.Ack(context.WithoutCancel(ctx)); err != nil {
+					e.log.Warn("ack job", "job", j.ID, "err", err)
+				}
+			}
 		}
 	}
 }
@@ -58,12 +65,14 @@ func (e *Engine) work(ctx context.Context) {
 // it is dropped: the record of a job submitted on another node is written alongside its message.
 const noRecordDeliveries = 3
 
-func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
+// runQueued runs the job of queue message j to a final state, or hands j back. It reports
+// whether j is to be acknowledged, which its caller does.
+func (e *Engine) runQueued(ctx context.Context, j *store.Job) (ack bool) {
 	var msg struct{ ID string }
 	if err := json.Unmarshal(j.Spec, &msg); err != nil || msg.ID != j.ID {
 		e.log.Error("dropping malformed job message", "job", j.ID)
 		j.Term("malformed")
-		return
+		return false
 	}
 	var before *jobRecord
 	if j.Seq != 0 {
@@ -76,7 +85,7 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 			select {
 			case <-recorded.(chan struct{}):
 			case <-ctx.Done():
-				return
+				return false
 			}
 			rec, dup, err = e.claimAndStart(ctx, j.ID, j.Seq)
 		}
@@ -87,20 +96,17 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 			if err := j.Nak(time.Second); err != nil {
 				e.log.Warn("nak job", "job", j.ID, "err", err)
 			}
-			return
+			return false
 		case errors.Is(err, store.ErrNotFound):
 			e.log.Error("dropping a message for a job with no record", "job", j.ID)
 			j.Term("no such job")
-			return
+			return false
 		case err != nil:
 			e.log.Warn("claim job message", "job", j.ID, "err", err)
-			return // delivered again later
+			return false // delivered again later
 		case dup:
 			e.log.Info("dropping a duplicate message for a job", "job", j.ID, "seq", j.Seq)
-			if err := j.Ack(context.WithoutCancel(ctx)); err != nil {
-				e.log.Warn("ack job", "job", j.ID, "err", err)
-			}
-			return
+			return true
 		}
 		before = rec
 	}
@@ -115,13 +121,11 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) {
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {
-			return // shutting down: the message is redelivered, and seen as interrupted
+			return false // shutting down: the message is redelivered, and seen as interrupted
 		}
 		e.log.Error("job", "job", j.ID, "err", err)
 	}
-	if err := j.Ack(context.WithoutCancel(ctx)); err != nil {
-		e.log.Warn("ack job", "job", j.ID, "err", err)
-	}
+	return true
 }
 
 // heartbeat tells the queue every third of its ack wait that this worker still runs j, until
