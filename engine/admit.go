@@ -27,6 +27,10 @@ type admission struct {
 type inputDecision struct {
 	input string
 	d     policy.Decision
+	// What was decided, and on which counters (nil if none was read): redecide decides it
+	// again on them.
+	req  request
+	uses policy.Uses
 }
 
 // admit evaluates a job: for every input, "use" with the job's purpose and program, and
@@ -46,7 +50,7 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 	// other input's: evaluate the inputs at once, then gather in name order.
 	type evaluated struct {
 		ch        *chain
-		decisions []policy.Decision
+		decisions []inputDecision
 		err       error
 	}
 	// What the decisions will read first (each input's record, revocation and policy, and
@@ -71,8 +75,9 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 		}
 		a.chains[name] = ev.ch
 		for _, d := range ev.decisions {
-			a.decisions = append(a.decisions, inputDecision{name, d})
-			a.allowed = a.allowed && d.Allow
+			d.input = name
+			a.decisions = append(a.decisions, d)
+			a.allowed = a.allowed && d.d.Allow
 		}
 	}
 	if reserve {
@@ -81,6 +86,23 @@ func (e *Engine) admit(ctx context.Context, caller party.ID, job string, spec *a
 		}
 	}
 	return a, nil
+}
+
+// redecide decides a's requests again, now, on a's chains and the counters a read: the
+// decision a's reads would give if nothing was stored since they began, which the engine's
+// epoch can tell (a revocation, policy update or retention deletion moves it). Only the
+// clock has moved: an expiry since denies. The uses a reserved are in neither the counters
+// it read nor the new decisions' (see admit's own). a itself is left as it was.
+func (e *Engine) redecide(a *admission) *admission {
+	b := &admission{allowed: true, reserved: a.reserved, inputs: a.inputs, chains: a.chains}
+	for _, d := range a.decisions {
+		if ch := a.chains[d.input]; ch.revoked == "" {
+			d.d = e.decideWith(ch, d.req, d.uses)
+		}
+		b.decisions = append(b.decisions, d)
+		b.allowed = b.allowed && d.d.Allow
+	}
+	return b
 }
 
 // admissionRefs lists what an admission's decisions read first, for store.ReadMany: every
@@ -129,8 +151,8 @@ func (e *Engine) reserveAdmission(ctx context.Context, a *admission) error {
 }
 
 // evaluateInput loads the chain of input Pad id and decides "use" and "derive" for every
-// declared output on it.
-func (e *Engine) evaluateInput(ctx context.Context, sn *store.Snapshot, caller party.ID, job string, spec *api.JobSpec, id string, own map[string]uint64) (*chain, []policy.Decision, error) {
+// declared output on it. The decisions it returns name no input.
+func (e *Engine) evaluateInput(ctx context.Context, sn *store.Snapshot, caller party.ID, job string, spec *api.JobSpec, id string, own map[string]uint64) (*chain, []inputDecision, error) {
 	base := request{caller: caller, purpose: spec.Purpose, program: spec.Program, job: job, own: own}
 	reqs := []request{withAction(base, policy.ActionUse, nil)}
 	for _, o := range spec.Outputs {
@@ -157,22 +179,23 @@ func (e *Engine) evaluateInput(ctx context.Context, sn *store.Snapshot, caller p
 		return nil, nil, err
 	}
 	// Each decision reads its own counters: take them at once.
-	decisions := make([]policy.Decision, len(reqs))
+	decisions := make([]inputDecision, len(reqs))
 	errs := make([]error, len(reqs))
 	var wg sync.WaitGroup
 	for i, r := range reqs {
 		need := ch.pc.NeedsUses(r.action)
 		e.rememberUses(id, r.action, need)
+		decisions[i].req = r
 		if u := ahead[r.action]; u != nil && need && ch.revoked == "" {
 			wg.Go(func() {
 				<-u.done
 				if errs[i] = u.err; u.err == nil {
-					decisions[i] = e.decideWith(ch, r, u.uses)
+					decisions[i].d, decisions[i].uses = e.decideWith(ch, r, u.uses), u.uses
 				}
 			})
 			continue
 		}
-		wg.Go(func() { decisions[i], errs[i] = e.decide(ctx, ch, r) })
+		wg.Go(func() { decisions[i].d, decisions[i].uses, errs[i] = e.decideRead(ctx, ch, r) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -24,6 +24,12 @@ import (
 // stopped, and what it captured is dropped; the job's worker then starts it from the
 // beginning. The run's wall-time limit counts from the boot.
 //
+// Once the admission has reserved the job's uses, the boot is given it (admitAhead): the
+// inputs' Pads are opened while the job is recorded, queued and claimed, and the start
+// decision decides the admission's requests again instead of reading every chain once more,
+// if nothing was stored since the admission read them. Once the job is recorded, the boot
+// holds the record as written (recordAhead), and the claim writes over it without reading it.
+//
 // A guest the worker starts itself (execute) is held in a boot too, without timer.
 type boot struct {
 	id     string
@@ -33,6 +39,11 @@ type boot struct {
 	prog   *sandbox.Program
 	timer  *time.Timer
 	ran    chan error // the run's outcome, once it ends
+
+	// Set under the engine's lock, while the boot waits for its worker.
+	admitted *admitted
+	rec      *jobRecord // the job's record as SubmitJob wrote it, at revision rev
+	rev      uint64
 }
 
 // defaultBootWait is how long a boot waits for a worker of this node to take its job.
@@ -79,6 +90,51 @@ func (e *Engine) bootAhead(caller *party.Identity, id string, spec *api.JobSpec)
 	return b
 }
 
+// admitAhead gives b, if it still waits, the admission that allowed its job with its uses
+// reserved; epoch is the engine's epoch read before the admission's first read, at read. The
+// inputs' Pads are opened at once, in the background.
+func (e *Engine) admitAhead(b *boot, a *admission, epoch uint64, read time.Time) {
+	if b == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.boots[b.id] != b {
+		return // dropped
+	}
+	p := &admitted{adm: a, epoch: epoch, read: read, done: make(chan struct{})}
+	b.admitted = p
+	go func() {
+		defer close(p.done)
+		p.opened = b.host.openInputs(a)
+	}()
+}
+
+// recordAhead gives b, if it still waits, its job's record as written at revision rev.
+func (e *Engine) recordAhead(b *boot, rec *jobRecord, rev uint64) {
+	if b == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.boots[b.id] == b {
+		r := *rec
+		b.rec, b.rev = &r, rev
+	}
+}
+
+// bootRecord returns the record of job id as this node wrote it, and its revision, if a boot
+// for the job waits (nil otherwise).
+func (e *Engine) bootRecord(id string) (*jobRecord, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b := e.boots[id]; b != nil && b.rec != nil {
+		r := *b.rec
+		return &r, b.rev
+	}
+	return nil, 0
+}
+
 // takeBoot hands the boot of job id, if it still waits, to the worker that claimed the job.
 func (e *Engine) takeBoot(id string) *boot {
 	e.mu.Lock()
@@ -90,6 +146,7 @@ func (e *Engine) takeBoot(id string) *boot {
 	delete(e.boots, id)
 	b.timer.Stop()
 	<-e.bootSlots
+	b.host.admitted = b.admitted
 	return b
 }
 
@@ -105,12 +162,14 @@ func (e *Engine) dropBoot(b *boot, cause error) {
 		return // taken
 	}
 	delete(e.boots, b.id)
+	admitted := b.admitted
 	e.mu.Unlock()
 	b.timer.Stop()
 	b.cancel(cause)
 	e.at("boot dropped")
 	go func() {
-		<-b.ran // the start decision never ran: nothing was opened
+		<-b.ran // the start decision never ran: nothing reached the guest
+		admitted.close()
 		<-e.bootSlots
 	}()
 }

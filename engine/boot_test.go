@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,8 +83,9 @@ func (w *world) releasedCount(t *testing.T, st *api.JobStatus) int64 {
 }
 
 // TestBootedGuestRunsItsJob: with a worker idle, a waited-for job's guest boots while the job
-// is admitted and recorded, and the worker that claims the job runs it on that guest. The guest
-// gets its inputs only after the job's start decision: no Pad is opened before it.
+// is admitted and recorded, and the worker that claims the job runs it on that guest. Its Pads
+// are opened once the admission has reserved the job's uses, and its start decision, with
+// nothing stored since the admission, is the admission's decided again.
 func TestBootedGuestRunsItsJob(t *testing.T) {
 	e := newTestEngine(t)
 	w := newWorld(t, e, "")
@@ -97,8 +99,14 @@ func TestBootedGuestRunsItsJob(t *testing.T) {
 	if !log.before("booted", "recording") {
 		t.Fatalf("the guest did not boot before the job was recorded: %v", log.list())
 	}
-	if !log.before("boot taken", "starting") || !log.before("starting", "open pad") || slices.Contains(log.list(), "boot dropped") {
-		t.Fatalf("the job did not run on its booted guest, its Pad opened after the start decision: %v", log.list())
+	if !log.before("boot taken", "starting") || !log.before("reserve", "open pad") || slices.Contains(log.list(), "boot dropped") {
+		t.Fatalf("the job did not run on its booted guest, its Pad opened after its uses were reserved: %v", log.list())
+	}
+	if !log.before("start decision", "start decision on the admission") {
+		t.Fatalf("the start decision read every chain again, with nothing stored since the admission: %v", log.list())
+	}
+	if !log.before("ran", "last decision on the start's chains") {
+		t.Fatalf("the last decision read every chain again, with nothing stored since the admission: %v", log.list())
 	}
 	if got := w.releasedCount(t, st); got != tableRows {
 		t.Fatalf("booted guest counted %d rows, want %d", got, tableRows)
@@ -216,5 +224,101 @@ func TestFinishAfterAnotherWrite(t *testing.T) {
 	}
 	if _, ok := e.claimed.Load(st.ID); ok {
 		t.Fatal("the claimed record outlived its job")
+	}
+}
+
+// TestLastDecisionOnTheStartsChains changes what the job's last decision must see once its
+// program has ended. With nothing stored since the chains were read (an expiry), the start's
+// requests are decided again at the new time, and deny; after a policy update, which moves
+// the epoch, every chain is read again, and the new policy denies.
+func TestLastDecisionOnTheStartsChains(t *testing.T) {
+	for _, c := range []struct {
+		name, lifecycle string
+		change          func(t *testing.T, w *world, clock *offsetClock)
+		onStart         bool // the last decision was the start's, decided again
+		reason          string
+	}{
+		{"expiry", "lifecycle: {expires: EXPIRES}", func(t *testing.T, w *world, clock *offsetClock) { clock.advance(2 * time.Hour) },
+			true, "lifecycle.expires"},
+		{"policy update", "", func(t *testing.T, w *world, clock *offsetClock) {
+			w.update(t, "2", "lifecycle: {expires: "+clock.now().Add(-time.Hour).UTC().Format(time.RFC3339)+"}")
+		}, false, "lifecycle.expires"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTestEngine(t)
+			clock := &offsetClock{}
+			e.now = clock.now
+			w := newWorld(t, e, strings.ReplaceAll(c.lifecycle, "EXPIRES", e.now().Add(time.Hour).UTC().Format(time.RFC3339)))
+			var log stageLog
+			var changed atomic.Bool
+			e.hook = func(stage string) {
+				log.add(stage)
+				if stage == "ran" && !changed.Swap(true) {
+					c.change(t, w, clock)
+				}
+			}
+			startIdle(t, e)
+			st := w.run(t)
+			if !changed.Load() {
+				t.Fatal("the program never ran")
+			}
+			if st.State != api.JobAborted || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), c.reason) {
+				t.Fatalf("job is %s (%s), outputs %v; want aborted for %q", st.State, fmtAPIErr(st.Error), st.Outputs, c.reason)
+			}
+			if got := slices.Contains(log.list(), "last decision on the start's chains"); got != c.onStart {
+				t.Fatalf("last decision on the start's chains: %v, want %v: %v", got, c.onStart, log.list())
+			}
+			if slices.Contains(log.list(), "seal") {
+				t.Fatalf("outputs were sealed for a job its last decision denies: %v", log.list())
+			}
+		})
+	}
+}
+
+// TestStartDecisionOnTheAdmission changes what the job's start decision must see after the
+// admission of a job whose guest booted ahead, before the job is claimed. With nothing stored
+// since (an expiry), the admission's requests are decided again, at the new time, and deny;
+// after a revocation, which moves the epoch, every chain is read again, and that denies.
+// Either way the guest gets no input and the job ends aborted, naming the reason.
+func TestStartDecisionOnTheAdmission(t *testing.T) {
+	for _, c := range []struct {
+		name, lifecycle string
+		change          func(t *testing.T, w *world, clock *offsetClock)
+		onAdmission     bool // the start decision was the admission's, decided again
+		reason          string
+	}{
+		{"expiry", "lifecycle: {expires: EXPIRES}", func(t *testing.T, w *world, clock *offsetClock) { clock.advance(2 * time.Hour) },
+			true, "lifecycle.expires"},
+		{"revocation", "", func(t *testing.T, w *world, _ *offsetClock) { w.revoke(t, "withdrawn after admission") },
+			false, "withdrawn after admission"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTestEngine(t)
+			clock := &offsetClock{}
+			e.now = clock.now
+			w := newWorld(t, e, strings.ReplaceAll(c.lifecycle, "EXPIRES", e.now().Add(time.Hour).UTC().Format(time.RFC3339)))
+			var log stageLog
+			var changed atomic.Bool
+			e.hook = func(stage string) {
+				log.add(stage)
+				if stage == "recording" && !changed.Swap(true) { // admitted, its Pads opened ahead, not yet claimed
+					c.change(t, w, clock)
+				}
+			}
+			startIdle(t, e)
+			st := w.run(t)
+			if !changed.Load() {
+				t.Fatal("the job was never recorded")
+			}
+			if st.State != api.JobAborted || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), c.reason) {
+				t.Fatalf("job is %s (%s), outputs %v; want aborted for %q", st.State, fmtAPIErr(st.Error), st.Outputs, c.reason)
+			}
+			if !log.before("booted", "recording") || !slices.Contains(log.list(), "boot taken") {
+				t.Fatalf("the job did not run on a guest booted ahead: %v", log.list())
+			}
+			if got := slices.Contains(log.list(), "start decision on the admission"); got != c.onAdmission {
+				t.Fatalf("start decision on the admission: %v, want %v: %v", got, c.onAdmission, log.list())
+			}
+		})
 	}
 }

@@ -328,17 +328,23 @@ type request struct {
 // the chain looks at them). A revoked chain is denied without consulting policies, with a
 // reason naming the revoked Pad.
 func (e *Engine) decide(ctx context.Context, ch *chain, r request) (policy.Decision, error) {
+	d, _, err := e.decideRead(ctx, ch, r)
+	return d, err
+}
+
+// decideRead is decide, also returning the counters it decided on (nil for a revoked chain).
+func (e *Engine) decideRead(ctx context.Context, ch *chain, r request) (policy.Decision, policy.Uses, error) {
 	if ch.revoked != "" {
-		return revokedDecision(ch, r.action), nil
+		return revokedDecision(ch, r.action), nil, nil
 	}
 	uses := policy.Uses{}
 	if ch.pc.NeedsUses(r.action) { // otherwise no limit or rule looks at them: read nothing
 		var err error
 		if uses, err = e.uses(ctx, ch.pad.ID, r.action, r.caller, r.own); err != nil {
-			return policy.Decision{}, err
+			return policy.Decision{}, nil, err
 		}
 	}
-	return e.decideWith(ch, r, uses), nil
+	return e.decideWith(ch, r, uses), uses, nil
 }
 
 // decideWith evaluates r on a chain that is not revoked with the given counters.

@@ -45,6 +45,40 @@ type jobHost struct {
 	logs  bytes.Buffer
 	epoch uint64            // the engine's epoch when the job was last decided
 	own   map[string]uint64 // the uses the job's admission reserved (see admit)
+
+	admitted *admitted // the admission, given to a guest booted ahead (see boot); or nil
+	// The engine's epoch before the reads of the chains in adm began, and when they began
+	// (set by prepare, read after the program's end: lastDecision).
+	admEpoch uint64
+	admRead  time.Time
+}
+
+// admitted is the admission of a job whose guest was booted ahead, with the job's Pads it
+// opened ahead.
+type admitted struct {
+	adm    *admission
+	read   time.Time     // when the admission's reads began
+	epoch  uint64        // the engine's epoch before the admission's first read
+	done   chan struct{} // closed once opened is set
+	opened map[string]openedPad
+}
+
+// close closes what a, if not nil, opened, once the opening is done.
+func (a *admitted) close() {
+	if a == nil {
+		return
+	}
+	<-a.done
+	closePads(a.opened)
+}
+
+func closePads(m map[string]openedPad) {
+	for name, o := range m {
+		if o.err == nil {
+			o.c.Close()
+		}
+		delete(m, name)
+	}
 }
 
 // openedPad is an input Pad opened ahead: what openPad returned.
@@ -73,14 +107,36 @@ func (h *jobHost) start(own map[string]uint64) {
 // prepare decides the job again on the chains as they are now (policies may have changed since
 // admission: update, revocation, expiry) and, if it is still allowed, opens every input's Pad
 // at once. A denial aborts the job; an error is kept in startErr. It closes ready when done.
+//
+// A guest booted ahead was given its job's admission, and its Pads were opened meanwhile
+// (admitAhead). If the engine's epoch has not moved since that admission's reads began, no
+// revocation, policy update or retention deletion was stored since on this node, nor told by
+// another: the chains read then are the chains now, and the admission's requests are decided
+// again on them (redecide: an expiry since still denies). Otherwise they are read again.
+// Either way a change stored from then on moves the epoch, and the program's next read
+// decides again (recheck); the last decision reads every chain again.
 func (h *jobHost) prepare() {
 	defer close(h.ready)
 	h.e.at("start decision")
-	adm, err := h.e.admit(h.ctx, h.caller, h.job, h.spec, false, h.own)
-	if err != nil {
-		h.startErr = err
-		h.cancel(err)
-		return
+	var adm *admission
+	if a := h.admitted; a != nil {
+		<-a.done
+		if h.e.epoch.Load() == a.epoch {
+			adm, h.ahead = h.e.redecide(a.adm), a.opened
+			h.admEpoch, h.admRead = a.epoch, a.read
+			h.e.at("start decision on the admission")
+		} else {
+			closePads(a.opened)
+		}
+	}
+	if adm == nil {
+		var err error
+		h.admEpoch, h.admRead = h.epoch, time.Now()
+		if adm, err = h.e.admit(h.ctx, h.caller, h.job, h.spec, false, h.own); err != nil {
+			h.startErr = err
+			h.cancel(err)
+			return
+		}
 	}
 	h.adm = adm
 	if !adm.allowed {
@@ -100,6 +156,27 @@ func (h *jobHost) prepare() {
 		}
 		h.inputs = append(h.inputs, sandbox.Input{Name: name, Kind: kind, Size: size})
 	}
+	if h.ahead == nil {
+		h.ahead = h.openInputs(adm)
+	}
+}
+
+// lastDecision decides the job again once its program has ended (see outputPipeline). If the
+// engine's epoch has not moved since the reads of the chains the job started on began, and
+// they began less than chainTTL ago, those chains are the chains now: the start decision's
+// requests are decided again on them, at the present time (redecide), as a query decides on
+// the chains it cached. Otherwise every chain is read again. A revocation stored meanwhile
+// is also caught by the read of every revocation once the derived Pads exist (revokedSince).
+func (h *jobHost) lastDecision(ctx context.Context) (*admission, error) {
+	if h.e.epoch.Load() == h.admEpoch && time.Since(h.admRead) < chainTTL {
+		h.e.at("last decision on the start's chains")
+		return h.e.redecide(h.adm), nil
+	}
+	return h.e.admit(ctx, h.caller, h.job, h.spec, false, h.own)
+}
+
+// openInputs opens the Pad of every input of adm at once.
+func (h *jobHost) openInputs(adm *admission) map[string]openedPad {
 	opened := make([]openedPad, len(adm.inputs))
 	var wg sync.WaitGroup
 	for i, name := range adm.inputs {
@@ -109,10 +186,11 @@ func (h *jobHost) prepare() {
 		})
 	}
 	wg.Wait()
-	h.ahead = make(map[string]openedPad, len(opened))
+	m := make(map[string]openedPad, len(opened))
 	for i, name := range adm.inputs {
-		h.ahead[name] = opened[i]
+		m[name] = opened[i]
 	}
+	return m
 }
 
 // started waits for prepare and reports whether the program may have its inputs. A guest booted
@@ -135,12 +213,7 @@ func (h *jobHost) started() error {
 // done waits for prepare and closes the Pads opened ahead that the program never opened.
 func (h *jobHost) done() {
 	<-h.ready
-	for name, o := range h.ahead {
-		if o.err == nil {
-			o.c.Close()
-		}
-		delete(h.ahead, name)
-	}
+	closePads(h.ahead)
 }
 
 func (h *jobHost) Inputs() []sandbox.Input {

@@ -30,16 +30,18 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 	e.rememberParty(ctx, caller)
 	id := newJobID()
 	queued := false
+	epoch, read := e.epoch.Load(), time.Now() // before the admission's first read (admitAhead)
 	a, err := e.evaluateJob(ctx, caller.ID(), id, spec)
 	if err != nil {
 		return nil, err
 	}
+	var b *boot
 	if a.allowed && spec.Wait {
 		// The guest boots while the job is admitted, recorded and claimed (boot.go); it gets
 		// nothing of the job before the claim and the start decision. Only for a submitter
 		// who waits for the job's end: on a small machine the boot takes CPU from the admission,
 		// which is all that a submitter who does not wait waits for.
-		b := e.bootAhead(caller, id, spec)
+		b = e.bootAhead(caller, id, spec)
 		defer func() {
 			if !queued {
 				e.dropBoot(b, errBootDropped)
@@ -48,6 +50,9 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 	}
 	if err := e.reserveAdmission(ctx, a); err != nil {
 		return nil, err
+	}
+	if a.allowed {
+		e.admitAhead(b, a, epoch, read)
 	}
 	if err := e.auditAdmission(ctx, caller.ID(), id, spec, a); err != nil {
 		return nil, fmt.Errorf("engine: audit admission: %w", err)
@@ -77,7 +82,10 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 	pubErr := make(chan error, 1)
 	go func() { pubErr <- e.publish(ctx, id) }()
 	e.at("recording")
-	err = e.createJSON(ctx, store.JobRecords, id, rec)
+	rev, err := e.st.Create(ctx, store.JobRecords, id, e.sealJSON(store.JobRecords, id, rec))
+	if err == nil {
+		e.recordAhead(b, rec, rev)
+	}
 	e.recording.Delete(id)
 	close(recorded)
 	if perr := <-pubErr; err == nil {

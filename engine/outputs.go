@@ -43,17 +43,22 @@ type simulatedWarning struct {
 // outputPipeline checks every output against the derive rules of every Pad that flowed into it,
 // then seals all of them as derived Pads, or none.
 //
-// The watchdog stopped with the program, so the job is first decided again on chains read now:
-// a revocation, policy update or expiry of the program's last instants denies it here. A
-// revocation stored after this decision but before the derived Pads' records exist would be
-// cascaded without them; so once they exist, every input ancestor is checked for revocation
-// again, and if one was revoked the outputs are destroyed. Whichever order a revocation and the
-// sealing take, no live descendant of a revoked Pad remains. A denial is an *abortError.
+// The watchdog stopped with the program, so the job is first decided again (lastDecision: on
+// chains read now, or on the chains the job started on if the engine's epoch shows nothing
+// stored since they were read, less than chainTTL ago): a revocation, policy update or expiry
+// of the program's last instants denies it here. A revocation stored after this decision but
+// before the derived Pads' records exist would be cascaded without them; so once they exist,
+// with their keys and blobs, every input ancestor is checked for revocation again, and if one
+// was revoked the outputs are destroyed. Whichever order a revocation and the sealing take, no
+// live descendant of a revoked Pad remains. A denial is an *abortError.
 //
 // While that decision is taken, the outputs are sealed ahead on the chains the job started
-// with, and their keys and blobs written (sealAhead): each waits on a durable write, and
-// without a record neither makes a Pad exist. What the decision or the output checks refuse is
-// destroyed; an output whose parents' policies changed meanwhile is sealed again.
+// with, and the writes of their keys and blobs begun (sealAhead). Once the decision allows
+// them, their records are written while those writes end: each waits on a durable write. A
+// crash before the job's final record leaves a record whose key may be missing, but the job
+// is then found interrupted and everything it sealed destroyed (runFrom). What the decision or
+// the output checks refuse is destroyed; an output whose parents' policies changed meanwhile
+// is sealed again.
 func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost) (map[string]string, string, error) {
 	h.attachLogs()
 	for _, c := range h.outs {
@@ -64,8 +69,8 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 	}
 	ahead := make(chan []*sealedOutput, 1)
 	go func() { ahead <- e.sealAhead(ctx, caller, st, h, h.adm) }()
-	adm, err := e.admit(ctx, caller.ID(), st.ID, &st.Spec, false, h.own)
-	sealed := <-ahead
+	adm, err := h.lastDecision(ctx)
+	sealed := <-ahead // sealed; their keys and blobs may still be being written
 	keep := false
 	defer func() {
 		if !keep {
@@ -107,7 +112,11 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 			}
 		}
 	}
-	if err := e.createRecords(ctx, sealed); err != nil {
+	err = e.createRecords(ctx, sealed)
+	for _, s := range sealed {
+		err = errors.Join(err, s.wait())
+	}
+	if err != nil {
 		return nil, "", err // the records made are marked deleted by the caller (discardOutputs)
 	}
 	keep = true
@@ -268,10 +277,13 @@ type sealedOutput struct {
 	blob    bytes.Buffer
 	written bool // key and blob are stored
 	err     error
+
+	wrote chan struct{} // closed when the write writeAhead began ends (nil: none began)
+	werr  error         // that write's error
 }
 
-// sealAhead seals every output on the chains of adm and writes their keys and blobs, all at
-// once. An output that fails to seal or to be written carries its error.
+// sealAhead seals every output on the chains of adm, all at once, and begins the writes of
+// their keys and blobs (writeAhead). An output that fails to seal carries its error.
 func (e *Engine) sealAhead(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost, adm *admission) []*sealedOutput {
 	out := make([]*sealedOutput, len(h.outs))
 	var wg sync.WaitGroup
@@ -279,13 +291,31 @@ func (e *Engine) sealAhead(ctx context.Context, caller *party.Identity, st *api.
 		wg.Go(func() {
 			s := e.sealOutput(caller, st, h, adm, c)
 			if s.err == nil {
-				s.err = s.write(ctx, e)
+				s.writeAhead(ctx, e)
 			}
 			out[i] = s
 		})
 	}
 	wg.Wait()
 	return out
+}
+
+// writeAhead begins s.write in the background; wait waits for it to end.
+func (s *sealedOutput) writeAhead(ctx context.Context, e *Engine) {
+	s.wrote = make(chan struct{})
+	go func() {
+		defer close(s.wrote)
+		s.werr = s.write(ctx, e)
+	}()
+}
+
+// wait waits for the write writeAhead began, if any, and returns its error.
+func (s *sealedOutput) wait() error {
+	if s.wrote == nil {
+		return nil
+	}
+	<-s.wrote
+	return s.werr
 }
 
 // parentsOf returns the parents of an output derived from the inputs from, on adm's chains.
@@ -385,6 +415,9 @@ func (e *Engine) createRecords(ctx context.Context, sealed []*sealedOutput) erro
 // cannot be removed is unreachable anyway (no record names it): it is logged.
 func (e *Engine) dropSealed(ctx context.Context, sealed []*sealedOutput) {
 	for _, s := range sealed {
+		if s != nil {
+			s.wait() // its error is moot: what was written is removed
+		}
 		if s == nil || !s.written {
 			continue
 		}

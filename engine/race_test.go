@@ -286,7 +286,6 @@ func assertNoStrayOutputs(t *testing.T, e *Engine, blobs *putBlobs) {
 func TestRevocationWhileSealing(t *testing.T) {
 	for _, stage := range []string{"ran", "seal"} {
 		t.Run(stage, func(t *testing.T) {
-			ctx := context.Background()
 			e := newTestEngine(t)
 			w := newWorld(t, e, "")
 			e.hook = func(s string) {
@@ -302,30 +301,8 @@ func TestRevocationWhileSealing(t *testing.T) {
 			if !strings.Contains(fmtAPIErr(st.Error), "withdrawn at "+stage) {
 				t.Fatalf("abort reason %s does not give the revocation's", fmtAPIErr(st.Error))
 			}
-			recs, err := e.allPads(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range recs {
-				if !r.Derived {
-					continue
-				}
-				if r.Deleted.IsZero() {
-					t.Errorf("derived Pad %s of the aborted job is live", r.ID)
-				}
-				if _, err := e.dataKey(ctx, r.ID); !errors.Is(err, ErrShredded) {
-					t.Errorf("key of derived Pad %s: %v, want shredded", r.ID, err)
-				}
-			}
-			for i := range e.audit.Size() {
-				en, err := e.audit.Read(i)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if en.Event.Receipt != nil {
-					t.Fatalf("a receipt was logged at %d: %+v", i, en.Event)
-				}
-			}
+			assertOutputsDestroyed(t, e)
+			assertNoReceipt(t, e)
 		})
 	}
 }
@@ -443,5 +420,73 @@ func TestAbortDuringStartDecision(t *testing.T) {
 	st := w.run(t)
 	if st.State != api.JobAborted || !strings.Contains(fmtAPIErr(st.Error), "withdrawn during the start decision") {
 		t.Fatalf("job is %s (%s), want aborted for the revocation", st.State, fmtAPIErr(st.Error))
+	}
+}
+
+// slowFailingBlobs fails, after a while, every Put of a Pad blob: a derived Pad's blob that
+// cannot be stored, written while the Pad's record is.
+type slowFailingBlobs struct{ store.Blobs }
+
+func (b slowFailingBlobs) Put(ctx context.Context, id string, r io.Reader) (store.BlobInfo, error) {
+	if strings.HasPrefix(id, "pad-") {
+		time.Sleep(50 * time.Millisecond) // the record is written meanwhile
+		return store.BlobInfo{}, errors.New("no space left on device")
+	}
+	return b.Blobs.Put(ctx, id, r)
+}
+
+// TestOutputBlobWriteFails: the derived Pad's record is written while its blob is, and the blob
+// write fails. The job fails, issues no receipt, and the record it made is marked deleted,
+// its key destroyed.
+func TestOutputBlobWriteFails(t *testing.T) {
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	e.blobs = slowFailingBlobs{e.blobs}
+	startIdle(t, e)
+	st := w.run(t)
+	if st.State != api.JobFailed || st.Receipt != "" || len(st.Outputs) != 0 {
+		t.Fatalf("job is %s (%s), receipt %q, outputs %v; want failed without either", st.State, fmtAPIErr(st.Error), st.Receipt, st.Outputs)
+	}
+	if assertOutputsDestroyed(t, e) == 0 {
+		t.Fatal("no derived Pad record was written while the blob was: the test shows nothing")
+	}
+	assertNoReceipt(t, e)
+}
+
+// assertOutputsDestroyed checks that every derived Pad on e is marked deleted, its key
+// destroyed, and returns how many there are.
+func assertOutputsDestroyed(t *testing.T, e *Engine) (derived int) {
+	t.Helper()
+	ctx := context.Background()
+	recs, err := e.allPads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if !r.Derived {
+			continue
+		}
+		derived++
+		if r.Deleted.IsZero() {
+			t.Errorf("derived Pad %s of a job that did not finish is live", r.ID)
+		}
+		if _, err := e.dataKey(ctx, r.ID); !errors.Is(err, ErrShredded) {
+			t.Errorf("key of derived Pad %s: %v, want shredded", r.ID, err)
+		}
+	}
+	return derived
+}
+
+// assertNoReceipt checks that e's log holds no receipt.
+func assertNoReceipt(t *testing.T, e *Engine) {
+	t.Helper()
+	for i := range e.audit.Size() {
+		en, err := e.audit.Read(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if en.Event.Receipt != nil {
+			t.Fatalf("a receipt was logged at %d: %+v", i, en.Event)
+		}
 	}
 }

@@ -163,7 +163,10 @@ func (e *Engine) claimAndStart(ctx context.Context, id string, seq uint64) (befo
 		return nil, false, fmt.Errorf("%w: job %q", store.ErrNotFound, id)
 	}
 	var claimed jobRecord
-	rev, err := updateJSONFrom(ctx, e, store.JobRecords, id, nil, 0, func(r *jobRecord) error {
+	// A job submitted on this node with its guest booted ahead: its record as written saves
+	// reading it (a write in between fails the compare-and-set, and it is read then).
+	known, rev := e.bootRecord(id)
+	rev, err = updateJSONFrom(ctx, e, store.JobRecords, id, known, rev, func(r *jobRecord) error {
 		if r.Status.ID != id {
 			return fmt.Errorf("%w: job record %s names %s", errTamperedState, id, r.Status.ID)
 		}
