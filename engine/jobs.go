@@ -77,6 +77,11 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 	// of another node finds no record yet and hands the message back for later (runQueued). A
 	// crash after the record but before the message leaves a queued job without a message:
 	// Start publishes it again.
+	var w *jobWaiter
+	if spec.Wait { // before the job can end: the record written below is not final
+		w = e.waiter(id)
+		defer e.dropWaiter(id, w)
+	}
 	recorded := make(chan struct{})
 	e.recording.Store(id, recorded)
 	pubErr := make(chan error, 1)
@@ -99,7 +104,7 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 	if !spec.Wait {
 		return &rec.Status, nil // as recorded: queued (a worker may have started it since)
 	}
-	return e.Job(ctx, caller, id, true)
+	return e.await(ctx, id, w)
 }
 
 // publish queues job id. The queue deduplicates messages by job id within its window, so
@@ -190,6 +195,12 @@ func (e *Engine) Job(ctx context.Context, caller *party.Identity, id string, wai
 	if !wait || rec.Status.State.Final() {
 		return &rec.Status, nil
 	}
+	return e.await(ctx, id, w)
+}
+
+// await waits, at most MaxWait, for job id to end, with w registered before the job's record
+// was last seen not final, and returns its status.
+func (e *Engine) await(ctx context.Context, id string, w *jobWaiter) (*api.JobStatus, error) {
 	t := time.NewTimer(e.cfg.MaxWait)
 	defer t.Stop()
 	select {
@@ -200,7 +211,7 @@ func (e *Engine) Job(ctx context.Context, caller *party.Identity, id string, wai
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	rec, err = e.jobRecord(context.WithoutCancel(ctx), id)
+	rec, err := e.jobRecord(context.WithoutCancel(ctx), id)
 	if err != nil {
 		return nil, err
 	}
