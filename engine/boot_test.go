@@ -227,49 +227,62 @@ func TestFinishAfterAnotherWrite(t *testing.T) {
 	}
 }
 
+// changeCase is a change made to a job's inputs at one stage of the job, which must deny it.
+type changeCase struct {
+	name, lifecycle string // EXPIRES in lifecycle is replaced by an hour from now
+	change          func(t *testing.T, w *world, clock *offsetClock)
+	short           bool   // the decision after the change is taken on the chains already read
+	reason          string // in the job's error
+}
+
+// runChanged runs a job on a Pad with c's lifecycle, makes c's change at stage, and checks
+// that the job ends aborted for c's reason and that the stage marker short is logged if, and
+// only if, c.short. It returns the stages logged.
+func runChanged(t *testing.T, c changeCase, stage, short string) []string {
+	t.Helper()
+	e := newTestEngine(t)
+	clock := &offsetClock{}
+	e.now = clock.now
+	w := newWorld(t, e, strings.ReplaceAll(c.lifecycle, "EXPIRES", e.now().Add(time.Hour).UTC().Format(time.RFC3339)))
+	var log stageLog
+	var changed atomic.Bool
+	e.hook = func(s string) {
+		log.add(s)
+		if s == stage && !changed.Swap(true) {
+			c.change(t, w, clock)
+		}
+	}
+	startIdle(t, e)
+	st := w.run(t)
+	if !changed.Load() {
+		t.Fatalf("the job never reached %q", stage)
+	}
+	if st.State != api.JobAborted || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), c.reason) {
+		t.Fatalf("job is %s (%s), outputs %v; want aborted for %q", st.State, fmtAPIErr(st.Error), st.Outputs, c.reason)
+	}
+	if got := slices.Contains(log.list(), short); got != c.short {
+		t.Fatalf("%s: %v, want %v: %v", short, got, c.short, log.list())
+	}
+	return log.list()
+}
+
+func expiry() changeCase {
+	return changeCase{name: "expiry", lifecycle: "lifecycle: {expires: EXPIRES}", short: true, reason: "lifecycle.expires",
+		change: func(t *testing.T, w *world, clock *offsetClock) { clock.advance(2 * time.Hour) }}
+}
+
 // TestLastDecisionOnTheStartsChains changes what the job's last decision must see once its
 // program has ended. With nothing stored since the chains were read (an expiry), the start's
 // requests are decided again at the new time, and deny; after a policy update, which moves
-// the epoch, every chain is read again, and the new policy denies.
+// the epoch, every chain is read again, and the new policy denies. Nothing is sealed.
 func TestLastDecisionOnTheStartsChains(t *testing.T) {
-	for _, c := range []struct {
-		name, lifecycle string
-		change          func(t *testing.T, w *world, clock *offsetClock)
-		onStart         bool // the last decision was the start's, decided again
-		reason          string
-	}{
-		{"expiry", "lifecycle: {expires: EXPIRES}", func(t *testing.T, w *world, clock *offsetClock) { clock.advance(2 * time.Hour) },
-			true, "lifecycle.expires"},
-		{"policy update", "", func(t *testing.T, w *world, clock *offsetClock) {
+	for _, c := range []changeCase{expiry(), {name: "policy update", reason: "lifecycle.expires",
+		change: func(t *testing.T, w *world, clock *offsetClock) {
 			w.update(t, "2", "lifecycle: {expires: "+clock.now().Add(-time.Hour).UTC().Format(time.RFC3339)+"}")
-		}, false, "lifecycle.expires"},
-	} {
+		}}} {
 		t.Run(c.name, func(t *testing.T) {
-			e := newTestEngine(t)
-			clock := &offsetClock{}
-			e.now = clock.now
-			w := newWorld(t, e, strings.ReplaceAll(c.lifecycle, "EXPIRES", e.now().Add(time.Hour).UTC().Format(time.RFC3339)))
-			var log stageLog
-			var changed atomic.Bool
-			e.hook = func(stage string) {
-				log.add(stage)
-				if stage == "ran" && !changed.Swap(true) {
-					c.change(t, w, clock)
-				}
-			}
-			startIdle(t, e)
-			st := w.run(t)
-			if !changed.Load() {
-				t.Fatal("the program never ran")
-			}
-			if st.State != api.JobAborted || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), c.reason) {
-				t.Fatalf("job is %s (%s), outputs %v; want aborted for %q", st.State, fmtAPIErr(st.Error), st.Outputs, c.reason)
-			}
-			if got := slices.Contains(log.list(), "last decision on the start's chains"); got != c.onStart {
-				t.Fatalf("last decision on the start's chains: %v, want %v: %v", got, c.onStart, log.list())
-			}
-			if slices.Contains(log.list(), "seal") {
-				t.Fatalf("outputs were sealed for a job its last decision denies: %v", log.list())
+			if log := runChanged(t, c, "ran", "last decision on the start's chains"); slices.Contains(log, "seal") {
+				t.Fatalf("outputs were sealed for a job its last decision denies: %v", log)
 			}
 		})
 	}
@@ -281,43 +294,14 @@ func TestLastDecisionOnTheStartsChains(t *testing.T) {
 // after a revocation, which moves the epoch, every chain is read again, and that denies.
 // Either way the guest gets no input and the job ends aborted, naming the reason.
 func TestStartDecisionOnTheAdmission(t *testing.T) {
-	for _, c := range []struct {
-		name, lifecycle string
-		change          func(t *testing.T, w *world, clock *offsetClock)
-		onAdmission     bool // the start decision was the admission's, decided again
-		reason          string
-	}{
-		{"expiry", "lifecycle: {expires: EXPIRES}", func(t *testing.T, w *world, clock *offsetClock) { clock.advance(2 * time.Hour) },
-			true, "lifecycle.expires"},
-		{"revocation", "", func(t *testing.T, w *world, _ *offsetClock) { w.revoke(t, "withdrawn after admission") },
-			false, "withdrawn after admission"},
-	} {
+	for _, c := range []changeCase{expiry(), {name: "revocation", reason: "withdrawn after admission",
+		change: func(t *testing.T, w *world, _ *offsetClock) { w.revoke(t, "withdrawn after admission") }}} {
 		t.Run(c.name, func(t *testing.T) {
-			e := newTestEngine(t)
-			clock := &offsetClock{}
-			e.now = clock.now
-			w := newWorld(t, e, strings.ReplaceAll(c.lifecycle, "EXPIRES", e.now().Add(time.Hour).UTC().Format(time.RFC3339)))
-			var log stageLog
-			var changed atomic.Bool
-			e.hook = func(stage string) {
-				log.add(stage)
-				if stage == "recording" && !changed.Swap(true) { // admitted, its Pads opened ahead, not yet claimed
-					c.change(t, w, clock)
-				}
-			}
-			startIdle(t, e)
-			st := w.run(t)
-			if !changed.Load() {
-				t.Fatal("the job was never recorded")
-			}
-			if st.State != api.JobAborted || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), c.reason) {
-				t.Fatalf("job is %s (%s), outputs %v; want aborted for %q", st.State, fmtAPIErr(st.Error), st.Outputs, c.reason)
-			}
-			if !log.before("booted", "recording") || !slices.Contains(log.list(), "boot taken") {
-				t.Fatalf("the job did not run on a guest booted ahead: %v", log.list())
-			}
-			if got := slices.Contains(log.list(), "start decision on the admission"); got != c.onAdmission {
-				t.Fatalf("start decision on the admission: %v, want %v: %v", got, c.onAdmission, log.list())
+			// At "recording" the job is admitted and its Pads are being opened ahead; it is not
+			// yet claimed.
+			log := runChanged(t, c, "recording", "start decision on the admission")
+			if !slices.Contains(log, "booted") || !slices.Contains(log, "boot taken") {
+				t.Fatalf("the job did not run on a guest booted ahead: %v", log)
 			}
 		})
 	}
