@@ -105,6 +105,9 @@ func TestBootedGuestRunsItsJob(t *testing.T) {
 	if !log.before("start decision", "start decision on the admission") {
 		t.Fatalf("the start decision read every chain again, with nothing stored since the admission: %v", log.list())
 	}
+	if !log.before("sealing early", "ran") {
+		t.Fatalf("the output was not sealed when the program closed it: %v", log.list())
+	}
 	if !log.before("ran", "last decision on the start's chains") {
 		t.Fatalf("the last decision read every chain again, with nothing stored since the admission: %v", log.list())
 	}

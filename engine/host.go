@@ -297,6 +297,11 @@ type capture struct {
 	buf    bytes.Buffer
 	closed bool
 	from   []string // inputs read before the output was closed: what flowed into it
+
+	// The output sealed as soon as the program closed it (sealEarly), or nil. The output
+	// pipeline takes it (taken); what it does not take, the job's end destroys (dropEarly).
+	early chan *sealedOutput
+	taken bool
 }
 
 func (c *capture) Write(p []byte) (int, error) {
@@ -309,6 +314,7 @@ func (c *capture) Write(p []byte) (int, error) {
 func (c *capture) Close() error {
 	if !c.closed {
 		c.closed, c.from = true, slices.Clone(c.h.read)
+		c.h.sealEarly(c)
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 		}
 	}
 	ahead := make(chan []*sealedOutput, 1)
-	go func() { ahead <- e.sealAhead(ctx, caller, st, h, h.adm) }()
+	go func() { ahead <- e.sealAhead(ctx, h, h.adm) }()
 	adm, err := h.lastDecision(ctx)
 	sealed := <-ahead // sealed; their keys and blobs may still be being written
 	keep := false
@@ -99,11 +99,12 @@ func (e *Engine) outputPipeline(ctx context.Context, caller *party.Identity, st 
 	}
 	for i, c := range h.outs {
 		s := sealed[i]
-		if s.err != nil || !s.sealedOn(adm, c) {
-			// Sealing ahead failed, or a parent's policy changed since the job started: the
-			// output is sealed again on the chains just decided.
+		if s.err != nil || !s.sealedOn(adm, c, h.aggregation(c)) {
+			// Sealing ahead failed, a parent's policy changed since the job started, or the
+			// program read more rows after it closed the output: the output is sealed again
+			// on the chains just decided.
 			e.dropSealed(context.WithoutCancel(ctx), sealed[i:i+1])
-			if s = e.sealOutput(caller, st, h, adm, c); s.err == nil {
+			if s = e.sealOutput(h, adm, c, h.aggregation(c)); s.err == nil {
 				s.err = s.write(ctx, e)
 			}
 			sealed[i] = s
@@ -283,13 +284,19 @@ type sealedOutput struct {
 }
 
 // sealAhead seals every output on the chains of adm, all at once, and begins the writes of
-// their keys and blobs (writeAhead). An output that fails to seal carries its error.
-func (e *Engine) sealAhead(ctx context.Context, caller *party.Identity, st *api.JobStatus, h *jobHost, adm *admission) []*sealedOutput {
+// their keys and blobs (writeAhead); an output sealed when the program closed it (sealEarly) is
+// taken as it is. An output that fails to seal carries its error.
+func (e *Engine) sealAhead(ctx context.Context, h *jobHost, adm *admission) []*sealedOutput {
 	out := make([]*sealedOutput, len(h.outs))
 	var wg sync.WaitGroup
 	for i, c := range h.outs {
+		if c.early != nil && !c.taken {
+			c.taken = true
+			wg.Go(func() { out[i] = <-c.early })
+			continue
+		}
 		wg.Go(func() {
-			s := e.sealOutput(caller, st, h, adm, c)
+			s := e.sealOutput(h, adm, c, h.aggregation(c))
 			if s.err == nil {
 				s.writeAhead(ctx, e)
 			}
@@ -298,6 +305,56 @@ func (e *Engine) sealAhead(ctx context.Context, caller *party.Identity, st *api.
 	}
 	wg.Wait()
 	return out
+}
+
+// sealEarly seals output c as soon as the program has closed it, on the chains the job started
+// on, and begins the writes of its key and blob (writeAhead): the rest of the program's run
+// and the last decision no longer wait for them. Nothing is sealed for a guest whose job has
+// not started (booted ahead, not yet claimed) or was not allowed. It runs on the program's
+// goroutine, so the rows read so far are read here; the output pipeline seals again an output
+// whose inputs were read further after it was closed, or whose parents' policies changed.
+func (h *jobHost) sealEarly(c *capture) {
+	select {
+	case <-h.ready:
+	default:
+		return
+	}
+	if h.startErr != nil || h.adm == nil || !h.adm.allowed {
+		return
+	}
+	if len(c.from) == 0 {
+		c.from = slices.Clone(h.adm.inputs) // as the output pipeline does (conservative)
+	}
+	adm, rows := h.adm, h.aggregation(c)
+	c.early = make(chan *sealedOutput, 1)
+	h.e.at("sealing early")
+	go func() {
+		s := h.e.sealOutput(h, adm, c, rows)
+		if s.err == nil {
+			s.writeAhead(context.WithoutCancel(h.ctx), h.e)
+		}
+		c.early <- s
+	}()
+}
+
+// dropEarly destroys what sealEarly sealed and the output pipeline did not take: the outputs
+// of a job that failed, was aborted or did not start.
+func (h *jobHost) dropEarly(ctx context.Context) {
+	for _, c := range h.outs {
+		if c.early != nil && !c.taken {
+			c.taken = true
+			h.e.dropSealed(ctx, []*sealedOutput{<-c.early})
+		}
+	}
+}
+
+// aggregation is the aggregation an output's record states: for an aggregate, the fewest data
+// rows read from the inputs that flowed into it; 0 otherwise.
+func (h *jobHost) aggregation(c *capture) int64 {
+	if c.kind != string(policy.KindAggregate) {
+		return 0
+	}
+	return h.fewestRows(c.from)
 }
 
 // writeAhead begins s.write in the background; wait waits for it to end.
@@ -338,18 +395,19 @@ func parentsOf(adm *admission, from []string) (refs []audit.PadRef, parents []pa
 	return refs, parents, depth, nil
 }
 
-// sealedOn reports whether s was sealed on the same parents and policies as adm's chains give.
-func (s *sealedOutput) sealedOn(adm *admission, c *capture) bool {
+// sealedOn reports whether s was sealed on the same parents and policies as adm's chains give,
+// with the given aggregation.
+func (s *sealedOutput) sealedOn(adm *admission, c *capture, aggregation int64) bool {
 	refs, _, depth, err := parentsOf(adm, c.from)
-	return err == nil && depth == s.rec.Depth && slices.Equal(refs, s.parents)
+	return err == nil && depth == s.rec.Depth && slices.Equal(refs, s.parents) && s.rec.Aggregation == aggregation
 }
 
-// sealOutput seals one output as a derived Pad on adm's chains: signed by the cluster, no key
-// wraps, its data key to be kept only in the node's sealed key store (so that revocation can
-// destroy it). Nothing is stored.
-func (e *Engine) sealOutput(caller *party.Identity, st *api.JobStatus, h *jobHost, adm *admission, c *capture) *sealedOutput {
+// sealOutput seals one output of h's job as a derived Pad on adm's chains, stating aggregation:
+// signed by the cluster, no key wraps, its data key to be kept only in the node's sealed key
+// store (so that revocation can destroy it). Nothing is stored.
+func (e *Engine) sealOutput(h *jobHost, adm *admission, c *capture, aggregation int64) *sealedOutput {
 	s := &sealedOutput{c: c}
-	doc := derivedDoc{Derived: 1, Kind: c.kind, Job: st.ID, Program: st.Spec.Program, Submitter: caller.ID().String(), TEE: e.auditTEE(),
+	doc := derivedDoc{Derived: 1, Kind: c.kind, Job: h.job, Program: h.spec.Program, Submitter: h.caller.String(), TEE: e.auditTEE(),
 		Note: "effective policy: the current policy of every sealed ancestor, refined by its derive rule for this kind"}
 	if e.Simulated() {
 		doc.Simulated = &simulatedWarning{Warning: "derived on a SIMULATED TEE: no hardware protection"}
@@ -376,13 +434,10 @@ func (e *Engine) sealOutput(caller *party.Identity, st *api.JobStatus, h *jobHos
 		parentIDs[i] = p.Pad
 	}
 	s.rec = &padRecord{
-		ID: hdr.ID.String(), Owner: caller.ID().String(), Signer: e.cfg.Cluster.Identity().ID().String(), Derived: true,
-		Kind: c.kind, Parents: parentIDs, Job: st.ID, Program: st.Spec.Program, ContentType: hdr.ContentType,
+		ID: hdr.ID.String(), Owner: h.caller.String(), Signer: e.cfg.Cluster.Identity().ID().String(), Derived: true,
+		Kind: c.kind, Parents: parentIDs, Job: h.job, Program: h.spec.Program, ContentType: hdr.ContentType,
 		Size: hdr.Size, SealedSize: int64(s.blob.Len()), Depth: depth, PolicyDigest: hex.EncodeToString(d[:]),
-		Created: e.now().UTC(), Simulated: e.Simulated(),
-	}
-	if c.kind == string(policy.KindAggregate) {
-		s.rec.Aggregation = h.fewestRows(c.from)
+		Created: e.now().UTC(), Simulated: e.Simulated(), Aggregation: aggregation,
 	}
 	return s
 }

@@ -423,6 +423,50 @@ func TestAbortDuringStartDecision(t *testing.T) {
 	}
 }
 
+// TestEarlySealDroppedOnAbort: the program closed its output, which was sealed and its key and
+// blob written at once, and the job is then aborted (its input revoked, the watchdog's
+// re-check) before the output pipeline takes the output. The job ends aborted, no derived Pad
+// exists, and the output's key and blob are gone.
+func TestEarlySealDroppedOnAbort(t *testing.T) {
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	blobs := watchBlobs(e)
+	e.cfg.Recheck = time.Millisecond
+	denied := make(chan struct{})
+	var once sync.Once
+	var sealed atomic.Bool
+	e.hook = func(stage string) {
+		switch stage {
+		case "sealing early":
+			sealed.Store(true)
+			w.revoke(t, "withdrawn after the output was closed")
+			select {
+			case <-denied:
+			case <-time.After(10 * time.Second):
+				t.Error("the watchdog did not abort the job")
+			}
+		case "re-check denied":
+			once.Do(func() { close(denied) })
+		}
+	}
+	startIdle(t, e)
+	st := w.run(t)
+	if !sealed.Load() {
+		t.Fatal("the output was not sealed when the program closed it")
+	}
+	if st.State != api.JobAborted || len(st.Outputs) != 0 || !strings.Contains(fmtAPIErr(st.Error), "withdrawn after the output was closed") {
+		t.Fatalf("job is %s (%s), outputs %v; want aborted for the revocation", st.State, fmtAPIErr(st.Error), st.Outputs)
+	}
+	if n := assertOutputsDestroyed(t, e); n != 0 {
+		t.Fatalf("%d derived Pad records for a job aborted before its output pipeline", n)
+	}
+	if len(blobs.put()) == 0 {
+		t.Fatal("no blob was written for the output sealed early: the test shows nothing")
+	}
+	assertNoStrayOutputs(t, e, blobs)
+	assertNoReceipt(t, e)
+}
+
 // slowFailingBlobs fails, after a while, every Put of a Pad blob: a derived Pad's blob that
 // cannot be stored, written while the Pad's record is.
 type slowFailingBlobs struct{ store.Blobs }

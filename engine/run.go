@@ -274,6 +274,7 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	}
 	jobCtx, cancel, host := g.ctx, g.cancel, g.host
 	defer cancel(nil)
+	defer host.dropEarly(context.WithoutCancel(ctx)) // once the guest has ended (below)
 	e.at("starting")
 	host.start(own)
 	stopWatch := e.watch(jobCtx, cancel, caller, st, own)
