@@ -114,7 +114,7 @@ func (h *jobHost) start(own map[string]uint64) {
 // another: the chains read then are the chains now, and the admission's requests are decided
 // again on them (redecide: an expiry since still denies). Otherwise they are read again.
 // Either way a change stored from then on moves the epoch, and the program's next read
-// decides again (recheck); the last decision reads every chain again.
+// decides again (recheck), as does the last decision (lastDecision).
 func (h *jobHost) prepare() {
 	defer close(h.ready)
 	h.e.at("start decision")
