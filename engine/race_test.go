@@ -400,22 +400,7 @@ func TestMissingProgramTakesNoUse(t *testing.T) {
 func TestAbortDuringStartDecision(t *testing.T) {
 	e := newTestEngine(t)
 	w := newWorld(t, e, "")
-	e.cfg.Recheck = time.Millisecond
-	denied := make(chan struct{})
-	var once sync.Once
-	e.hook = func(stage string) {
-		switch stage {
-		case "start decision":
-			w.revoke(t, "withdrawn during the start decision")
-			select {
-			case <-denied:
-			case <-time.After(10 * time.Second):
-				t.Error("the watchdog did not abort the job")
-			}
-		case "re-check denied":
-			once.Do(func() { close(denied) })
-		}
-	}
+	abortAt(t, e, w, "start decision", "withdrawn during the start decision")
 	startIdle(t, e)
 	st := w.run(t)
 	if st.State != api.JobAborted || !strings.Contains(fmtAPIErr(st.Error), "withdrawn during the start decision") {
@@ -431,24 +416,7 @@ func TestEarlySealDroppedOnAbort(t *testing.T) {
 	e := newTestEngine(t)
 	w := newWorld(t, e, "")
 	blobs := watchBlobs(e)
-	e.cfg.Recheck = time.Millisecond
-	denied := make(chan struct{})
-	var once sync.Once
-	var sealed atomic.Bool
-	e.hook = func(stage string) {
-		switch stage {
-		case "sealing early":
-			sealed.Store(true)
-			w.revoke(t, "withdrawn after the output was closed")
-			select {
-			case <-denied:
-			case <-time.After(10 * time.Second):
-				t.Error("the watchdog did not abort the job")
-			}
-		case "re-check denied":
-			once.Do(func() { close(denied) })
-		}
-	}
+	sealed := abortAt(t, e, w, "sealing early", "withdrawn after the output was closed")
 	startIdle(t, e)
 	st := w.run(t)
 	if !sealed.Load() {
@@ -465,6 +433,34 @@ func TestEarlySealDroppedOnAbort(t *testing.T) {
 	}
 	assertNoStrayOutputs(t, e, blobs)
 	assertNoReceipt(t, e)
+}
+
+// abortAt makes the watchdog abort w's job at stage: there, the hook revokes w's Pad for reason
+// and waits until a re-check (every millisecond) has denied the job. It returns whether stage
+// was reached.
+func abortAt(t *testing.T, e *Engine, w *world, stage, reason string) *atomic.Bool {
+	t.Helper()
+	e.cfg.Recheck = time.Millisecond
+	denied := make(chan struct{})
+	var once sync.Once
+	var reached atomic.Bool
+	e.hook = func(s string) {
+		switch s {
+		case stage:
+			if reached.Swap(true) {
+				return
+			}
+			w.revoke(t, reason)
+			select {
+			case <-denied:
+			case <-time.After(10 * time.Second):
+				t.Error("the watchdog did not abort the job")
+			}
+		case "re-check denied":
+			once.Do(func() { close(denied) })
+		}
+	}
+	return &reached
 }
 
 // slowFailingBlobs fails, after a while, every Put of a Pad blob: a derived Pad's blob that
