@@ -274,7 +274,7 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	}
 	jobCtx, cancel, host := g.ctx, g.cancel, g.host
 	defer cancel(nil)
-	defer host.dropEarly(context.WithoutCancel(ctx)) // once the guest has ended (below)
+	defer host.dropEarly(context.WithoutCancel(ctx)) // if a path below did not (shutting down)
 	e.at("starting")
 	host.start(own)
 	stopWatch := e.watch(jobCtx, cancel, caller, st, own)
@@ -285,6 +285,12 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	var ab *abortError
 	aborted := errors.As(context.Cause(jobCtx), &ab)
 	adm := host.adm // nil only if the start decision failed
+	if aborted || host.startErr != nil || adm == nil || !adm.allowed || runErr != nil {
+		// The outputs the program sealed as it closed them are not going to the output
+		// pipeline (a failed program's log is sealed again there): they are destroyed before
+		// the job's end is recorded.
+		host.dropEarly(context.WithoutCancel(ctx))
+	}
 	switch {
 	case aborted && adm == nil: // the start decision failed because the job was being aborted
 		return e.abort(ctx, caller, st, nil, ab.reasons)
