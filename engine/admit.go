@@ -356,8 +356,49 @@ func viaPath(ch *chain, id string) []string {
 	return path
 }
 
+// reserveAndLog takes the uses an allowed admission obliges (reserveAdmission) and logs the
+// admission in the transparency log, both at once: each waits on durable writes, and the log's
+// entry depends on the reservations only when one of them loses the race for the last use of
+// a Pad. The job is then logged as admitted, and denied in a second entry that says why. A
+// denied admission is only logged. It returns once both are durable, and the admission says
+// whether the job is still allowed.
+func (e *Engine) reserveAndLog(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, a *admission) error {
+	if !a.allowed {
+		return e.auditAdmission(ctx, caller, job, spec, a)
+	}
+	ev := e.admissionEvent(caller, job, spec, a) // before the reservations change a
+	logged := make(chan error, 1)
+	go func() {
+		_, err := e.audit.Append(ctx, ev)
+		logged <- err
+	}()
+	rerr := e.reserveAdmission(ctx, a)
+	if err := <-logged; err != nil {
+		return fmt.Errorf("engine: audit admission: %w", err)
+	}
+	switch {
+	case rerr != nil:
+		// The log says why the job it admitted will not run (a store failing now may fail
+		// this entry too: rerr says what went wrong first).
+		ev.Kind, ev.Reasons = audit.KindDeny, []string{"its uses could not be reserved: " + rerr.Error()}
+		_, _ = e.audit.Append(ctx, ev)
+		return rerr
+	case !a.allowed:
+		return e.auditAdmission(ctx, caller, job, spec, a)
+	}
+	return nil
+}
+
 // auditAdmission records an admission (admit or deny) in the transparency log.
 func (e *Engine) auditAdmission(ctx context.Context, caller party.ID, job string, spec *api.JobSpec, a *admission) error {
+	if _, err := e.audit.Append(ctx, e.admissionEvent(caller, job, spec, a)); err != nil {
+		return fmt.Errorf("engine: audit admission: %w", err)
+	}
+	return nil
+}
+
+// admissionEvent is the log entry of an admission.
+func (e *Engine) admissionEvent(caller party.ID, job string, spec *api.JobSpec, a *admission) audit.Event {
 	ev := audit.Event{Kind: audit.KindAdmit, Actor: caller.String(), Job: job, Pads: a.pads(),
 		Details: map[string]string{"program": spec.Program, "purpose": spec.Purpose, "outputs": outputsString(spec)}}
 	if !a.allowed {
@@ -372,8 +413,7 @@ func (e *Engine) auditAdmission(ctx context.Context, caller party.ID, job string
 	if e.Simulated() {
 		ev.Details["tee"] = "simulated"
 	}
-	_, err := e.audit.Append(ctx, ev)
-	return err
+	return ev
 }
 
 func outputsString(spec *api.JobSpec) string {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/styx-tee/styx/api"
+	"github.com/styx-tee/styx/audit"
 	"github.com/styx-tee/styx/policy"
 )
 
@@ -131,5 +133,44 @@ func TestReadAheadLoadsTheSameChain(t *testing.T) {
 	}
 	if manyAdm.allowed {
 		t.Error("admitted a job on a Pad with a revoked ancestor")
+	}
+}
+
+// TestRaceLostLoggedAsDenied: the admission is logged while the uses are reserved; a job that
+// then loses the race for a Pad's last use is logged as admitted, then as denied with the
+// limit, and is not run.
+func TestRaceLostLoggedAsDenied(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "lifecycle: {max_uses: {use: 1}}")
+	e.hook = func(stage string) {
+		if stage == "reserve" { // another request takes the last use
+			if _, err := e.st.Reserve(ctx, counterKey(policy.CounterKey{Pad: w.pad, Action: policy.ActionUse}), 1, 1); err != nil {
+				t.Errorf("racing reservation: %v", err)
+			}
+		}
+	}
+	from := e.audit.Size()
+	_, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}})
+	if !errors.Is(err, api.ErrDenied) {
+		t.Fatalf("job that lost the race: %v", err)
+	}
+	entries, _, err := e.audit.Query(ctx, from, 0, func(ev *audit.Event) bool { return ev.Job != "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []audit.Kind
+	for _, en := range entries {
+		kinds = append(kinds, en.Event.Kind)
+	}
+	if !slices.Equal(kinds, []audit.Kind{audit.KindAdmit, audit.KindDeny}) {
+		t.Fatalf("logged %v, want admit then deny", kinds)
+	}
+	if r := strings.Join(entries[1].Event.Reasons, "; "); !strings.Contains(r, "lifecycle.max_uses.use") {
+		t.Fatalf("the denial says %q", r)
+	}
+	if entries[0].Event.Job != entries[1].Event.Job {
+		t.Fatalf("admit and deny name jobs %s and %s", entries[0].Event.Job, entries[1].Event.Job)
 	}
 }

@@ -48,14 +48,11 @@ func (e *Engine) SubmitJob(ctx context.Context, caller *party.Identity, spec *ap
 			}
 		}()
 	}
-	if err := e.reserveAdmission(ctx, a); err != nil {
+	if err := e.reserveAndLog(ctx, caller.ID(), id, spec, a); err != nil {
 		return nil, err
 	}
 	if a.allowed {
 		e.admitAhead(b, a, epoch, read)
-	}
-	if err := e.auditAdmission(ctx, caller.ID(), id, spec, a); err != nil {
-		return nil, fmt.Errorf("engine: audit admission: %w", err)
 	}
 	rec := &jobRecord{Caller: caller.String(), Reserved: a.reserved, Status: api.JobStatus{
 		ID: id, State: api.JobQueued, Submitter: caller.ID().String(), Spec: *spec, Submitted: e.now().UTC(),
