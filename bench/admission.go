@@ -105,16 +105,19 @@ func runAdmission(ctx context.Context, out io.Writer, runs int) (*report, error)
 			err = step(&admit, func() (err error) { st, err = c.SubmitJob(ctx, spec(false)); return err })
 		}
 		if err == nil { // let it finish, untimed, so that the next figures run on an idle node
-			_, err = c.WaitJob(ctx, st.ID)
+			err = b.finish(ctx, st.ID)
 		}
 		if err == nil {
 			err = step(&engine, func() (err error) { st, err = b.Engine.SubmitJob(ctx, caller, spec(false)); return err })
 		}
 		if err == nil {
-			_, err = c.WaitJob(ctx, st.ID)
+			err = b.finish(ctx, st.ID)
 		}
 		if err == nil {
 			err = step(&job, func() error { _, err := b.runJob(ctx, spec(true)); return err })
+		}
+		if err == nil {
+			err = b.Engine.Settle(ctx)
 		}
 		if err == nil {
 			err = step(&bare, plain.run)

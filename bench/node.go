@@ -229,6 +229,16 @@ func (b *benchNode) runJob(ctx context.Context, spec *api.JobSpec) (*api.JobStat
 	return st, nil
 }
 
+// finish waits, untimed, for the end of job id and until the node is idle again (engine.Settle:
+// the spare guest its worker starts once done with a job has started), so that the next figure
+// runs on an idle node.
+func (b *benchNode) finish(ctx context.Context, id string) error {
+	if _, err := b.clients[0].WaitJob(ctx, id); err != nil {
+		return err
+	}
+	return b.Engine.Settle(ctx)
+}
+
 // release returns the plaintext of a derived Pad released to the first owner.
 func (b *benchNode) release(ctx context.Context, id string) ([]byte, error) {
 	rc, err := b.clients[0].Release(ctx, id)

@@ -134,6 +134,9 @@ func scaleOne(ctx context.Context, b *benchNode, n int, params []byte) (scalePoi
 			Outputs: []api.OutputSpec{{Name: "model", Kind: "model"}}, Params: params})
 		return err
 	})
+	if err == nil {
+		err = b.Engine.Settle(ctx) // the spare guest started after the job, before the next size
+	}
 	return p, err
 }
 

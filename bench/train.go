@@ -95,6 +95,9 @@ func runTrain(ctx context.Context, out io.Writer, o trainOpts) (*report, error) 
 	for range o.runs {
 		var st *api.JobStatus
 		c, err := measuredClean(func() (err error) { st, err = b.runJob(ctx, spec); return err })
+		if err == nil {
+			err = b.Engine.Settle(ctx) // the spare guest started after the job, before the next figure
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -70,21 +70,30 @@ func (e *Engine) bootAhead(caller *party.Identity, id string, spec *api.JobSpec)
 	default:
 		return nil
 	}
+	newHost := func(ctx context.Context, cancel context.CancelCauseFunc) *jobHost {
+		return e.newJobHost(ctx, cancel, caller.ID(), id, spec)
+	}
+	b := e.takeSpare(spec.Program, newHost) // started already, if there is one
 	e.mu.Lock()
 	if e.runCtx == nil || e.runCtx.Err() != nil { // not started, or closing
 		e.mu.Unlock()
 		<-e.bootSlots
+		if b != nil {
+			b.cancel(context.Canceled)
+		}
 		return nil
 	}
-	ctx, cancel := context.WithCancelCause(e.runCtx)
-	b := &boot{id: id, ctx: ctx, cancel: cancel, prog: prog, ran: make(chan error, 1),
-		host: e.newJobHost(ctx, cancel, caller.ID(), id, spec)}
+	if b == nil {
+		ctx, cancel := context.WithCancelCause(e.runCtx)
+		b = &boot{ctx: ctx, cancel: cancel, prog: prog, ran: make(chan error, 1), host: newHost(ctx, cancel)}
+		e.wg.Go(func() {
+			_, err := e.sb.RunProgram(ctx, prog, b.host)
+			b.ran <- err
+		})
+	}
+	b.id = id
 	e.boots[id] = b
 	b.timer = time.AfterFunc(e.bootWait, func() { e.dropBoot(b, errBootUnclaimed) })
-	e.wg.Go(func() {
-		_, err := e.sb.RunProgram(ctx, prog, b.host)
-		b.ran <- err
-	})
 	e.mu.Unlock()
 	e.at("booted")
 	return b

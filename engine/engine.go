@@ -52,6 +52,8 @@ type Config struct {
 	Now func() time.Time
 	// Workers is the number of jobs run at once; 0 means 1.
 	Workers int
+	// NoSpares turns off spare guests: a job's guest is then always started for it (spare.go).
+	NoSpares bool
 	// Recheck is how often a running job re-checks its inputs' policies; 0 means one second.
 	Recheck time.Duration
 	// MaxWait bounds how long SubmitJob and Job wait for a job to end; 0 means two minutes.
@@ -90,6 +92,9 @@ type Engine struct {
 	// claimed holds the record of each job this engine's workers claimed and have not
 	// finished, as the claim wrote it, so that finish need not read it back.
 	claimed sync.Map // job id → claimedRecord
+	// spareAfter holds, for each job a worker of this engine ran, its program: the worker
+	// starts a spare guest of it once done with the job (spare.go).
+	spareAfter sync.Map // job id → program sha256
 
 	// epoch counts the revocations, policy updates and retention deletions this engine stored,
 	// and, once started, the revocations and policy updates any node stored (Start watches the
@@ -114,6 +119,7 @@ type Engine struct {
 	mu      sync.Mutex
 	waiters map[string][]*jobWaiter // job id → those waiting for its end
 	boots   map[string]*boot        // job id → its guest booted ahead
+	spares  map[string]*spare       // program sha256 → a guest started for its next job
 	runCtx  context.Context         // the workers' context, once started
 
 	wg     sync.WaitGroup
@@ -142,7 +148,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, pol: cfg.Policy, box: b,
 		st: cfg.Store, blobs: cfg.Blobs, sb: cfg.Sandbox, audit: cfg.Audit,
-		waiters: map[string][]*jobWaiter{}, boots: map[string]*boot{}, bootWait: defaultBootWait,
+		waiters: map[string][]*jobWaiter{}, boots: map[string]*boot{}, spares: map[string]*spare{}, bootWait: defaultBootWait,
 		closed: make(chan struct{}),
 	}
 	if e.log == nil {
@@ -210,9 +216,16 @@ func (e *Engine) Close() error {
 	for _, b := range e.boots {
 		boots = append(boots, b)
 	}
+	var spares []*spare
+	for _, s := range e.spares {
+		spares = append(spares, s)
+	}
 	e.mu.Unlock()
 	for _, b := range boots {
 		e.dropBoot(b, context.Canceled)
+	}
+	for _, s := range spares {
+		e.dropSpare(s, context.Canceled)
 	}
 	e.wg.Wait()
 	e.queries.close()

@@ -57,6 +57,11 @@ func (e *Engine) work(ctx context.Context) {
 					e.log.Warn("ack job", "job", j.ID, "err", err)
 				}
 			}
+			// A spare guest for the next job of the program just run, started once the job's
+			// waiters are answered and the queue told: it would take CPU from them.
+			if prog, ok := e.spareAfter.LoadAndDelete(j.ID); ok {
+				e.startSpare(prog.(string))
+			}
 		}
 	}
 }
@@ -252,7 +257,13 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	// again while its guest boots, and the program gets no input before that decision allows it
 	// (jobHost.prepare). The guest may have been booted ahead by this node when it admitted
 	// the job (boot.go); otherwise it is started here.
+	e.spareAfter.Store(st.ID, spec.Program) // for the next job of the program (work)
 	g := e.takeBoot(st.ID)
+	if g == nil {
+		g = e.takeSpare(spec.Program, func(ctx context.Context, cancel context.CancelCauseFunc) *jobHost {
+			return e.newJobHost(ctx, cancel, caller.ID(), st.ID, spec)
+		})
+	}
 	if g != nil {
 		e.at("boot taken")
 		// The boot lives on the workers' context; this job's (ctx) stops it too.

@@ -57,6 +57,9 @@ type Config struct {
 	Listen string
 	// Workers is the number of jobs run at once (default 1).
 	Workers int
+	// NoSpares turns off the spare guest a worker starts for the next job of the program it
+	// just ran (engine.Config.NoSpares).
+	NoSpares bool
 	// Sandbox overrides the sandbox limits.
 	Sandbox sandbox.Config
 	Logger  *slog.Logger
@@ -276,7 +279,7 @@ func (n *Node) openState(ctx context.Context) error {
 	state := n.Cluster.DeriveKey("styx engine state v1")
 	n.Engine, err = engine.New(engine.Config{
 		Cluster: ck, StateKey: state[:], Claims: *n.Claims, Store: n.Store, Blobs: n.Blobs,
-		Sandbox: n.Sandbox, Audit: n.Audit, Logger: n.cfg.Logger, Now: n.cfg.Now, Workers: n.cfg.Workers,
+		Sandbox: n.Sandbox, Audit: n.Audit, Logger: n.cfg.Logger, Now: n.cfg.Now, Workers: n.cfg.Workers, NoSpares: n.cfg.NoSpares,
 		Recheck: n.cfg.Recheck, AckWait: n.cfg.JobAckWait,
 	})
 	return err

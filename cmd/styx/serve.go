@@ -32,6 +32,7 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		"RISK: whoever reads this file can open the cluster key, so keep it off the host except for the restart (see docs/attestation.md)")
 	ref := fs.String("reference", "", "reference values `FILE` that joining nodes must meet (tdx/snp)")
 	workers := fs.Int("workers", 1, "jobs run at once")
+	noSpares := fs.Bool("no-spares", false, "start no spare guest for the next job of a program once one ends (saves its memory for up to 2 s, costs its start on the next job's path)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -45,7 +46,7 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	cfg := node.Config{DataDir: *dataDir, TEE: *backend, Listen: *listen, Workers: *workers, Logger: logger,
+	cfg := node.Config{DataDir: *dataDir, TEE: *backend, Listen: *listen, Workers: *workers, NoSpares: *noSpares, Logger: logger,
 		Platform: cluster.Platform{TSMRoot: *tsm, SEVGuestDevice: *sevGuest}}
 	if *ref != "" {
 		rv, err := tee.LoadReferenceValues(*ref)
