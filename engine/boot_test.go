@@ -99,6 +99,9 @@ func TestBootedGuestRunsItsJob(t *testing.T) {
 	if !log.before("booted", "recording") {
 		t.Fatalf("the guest did not boot before the job was recorded: %v", log.list())
 	}
+	if !slices.Contains(log.list(), "claim durable") {
+		t.Fatalf("the job booted ahead did not start before its claim was durable: %v", log.list())
+	}
 	if !log.before("boot taken", "starting") || !log.before("reserve", "open pad") || slices.Contains(log.list(), "boot dropped") {
 		t.Fatalf("the job did not run on its booted guest, its Pad opened after its uses were reserved: %v", log.list())
 	}
@@ -307,5 +310,74 @@ func TestStartDecisionOnTheAdmission(t *testing.T) {
 				t.Fatalf("the job did not run on a guest booted ahead: %v", log)
 			}
 		})
+	}
+}
+
+// TestClaimLostStopsTheRun: a job booted ahead starts while its worker's claim is written; here
+// another message is bound to the job meanwhile. The claim then does not hold: the run is
+// stopped, the output the program closed is not written, and nothing of the job is recorded,
+// sealed or logged; the message is dropped as a duplicate.
+func TestClaimLostStopsTheRun(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	w := newWorld(t, e, "")
+	blobs := watchBlobs(e)
+	e.cfg.MaxWait = 2 * time.Second // the job never ends: the other message holds it
+	var log stageLog
+	closed := make(chan struct{})
+	var once sync.Once
+	var job atomic.Value
+	e.hook = func(s string) {
+		log.add(s)
+		switch s {
+		case "sealing early":
+			once.Do(func() { close(closed) })
+		case "claiming": // once the program has closed its output, bind the job elsewhere
+			select {
+			case <-closed:
+			case <-time.After(30 * time.Second):
+				t.Error("the program did not close its output before the claim was durable")
+			}
+			keys, err := e.st.Keys(ctx, store.JobRecords, "")
+			if err != nil || len(keys) != 1 {
+				t.Errorf("job records: %v, %v", keys, err)
+				return
+			}
+			job.Store(keys[0])
+			if err := updateJSON(ctx, e, store.JobRecords, keys[0], func(r *jobRecord) error { r.Seq = 999; return nil }); err != nil {
+				t.Errorf("binding the job to another message: %v", err)
+			}
+		}
+	}
+	startIdle(t, e)
+	if st, err := e.SubmitJob(ctx, w.owner.Identity(), &api.JobSpec{Program: w.prog, Inputs: map[string]string{"in": w.pad},
+		Purpose: "research", Outputs: []api.OutputSpec{{Name: "count", Kind: "aggregate"}}, Wait: true}); err == nil && st.State.Final() {
+		t.Fatalf("the job whose claim was lost ended %s", st.State)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(log.list(), "claim durable"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the claim never ended: %v", log.list())
+		}
+	}
+	e.Close() // waits for the worker
+	if !log.before("starting", "claim durable") || !log.before("sealing early", "claim durable") {
+		t.Fatalf("the run did not begin before the claim was durable: %v", log.list())
+	}
+	if slices.Contains(log.list(), "seal") {
+		t.Fatalf("the output pipeline ran for a job whose claim was lost: %v", log.list())
+	}
+	if got := blobs.put(); len(got) != 0 {
+		t.Fatalf("blobs written for a job whose claim was lost: %v", got)
+	}
+	if n := assertOutputsDestroyed(t, e); n != 0 {
+		t.Fatalf("%d derived Pad records for a job whose claim was lost", n)
+	}
+	assertNoReceipt(t, e)
+	rec, err := e.jobRecord(ctx, job.Load().(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Seq != 999 || rec.Status.State != api.JobQueued {
+		t.Fatalf("the job record is %s bound to %d: the lost claim wrote over it", rec.Status.State, rec.Seq)
 	}
 }

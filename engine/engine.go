@@ -92,6 +92,9 @@ type Engine struct {
 	// claimed holds the record of each job this engine's workers claimed and have not
 	// finished, as the claim wrote it, so that finish need not read it back.
 	claimed sync.Map // job id → claimedRecord
+	// pending holds the claim of each job whose run a worker of this engine began before the
+	// claim was durable, until the run takes it (claim.go).
+	pending sync.Map // job id → *pendingClaim
 	// spareAfter holds, for each job a worker of this engine ran, its program: the worker
 	// starts a spare guest of it once done with the job (spare.go).
 	spareAfter sync.Map // job id → program sha256

@@ -47,6 +47,9 @@ type jobHost struct {
 	own   map[string]uint64 // the uses the job's admission reserved (see admit)
 
 	admitted *admitted // the admission, given to a guest booted ahead (see boot); or nil
+	// claim is the job's claim if the run began before it was durable (claim.go), or nil:
+	// nothing of the job is written before it holds.
+	claim *pendingClaim
 	// The engine's epoch before the reads of the chains in adm began, and when they began
 	// (set by prepare, read after the program's end: lastDecision).
 	admEpoch uint64

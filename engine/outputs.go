@@ -331,6 +331,9 @@ func (h *jobHost) sealEarly(c *capture) {
 	go func() {
 		s := h.e.sealOutput(h, adm, c, rows)
 		if s.err == nil {
+			s.err = h.claim.wait() // nothing is written before the job's claim holds
+		}
+		if s.err == nil {
 			s.writeAhead(context.WithoutCancel(h.ctx), h.e)
 		}
 		c.early <- s

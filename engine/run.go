@@ -80,48 +80,45 @@ func (e *Engine) runQueued(ctx context.Context, j *store.Job) (ack bool) {
 		return false
 	}
 	var before *jobRecord
+	var pending *pendingClaim
 	if j.Seq != 0 {
-		// Looked up before the claim: a job missing from recording then has its record written
-		// by the time the claim reads it.
-		recorded, recording := e.recording.Load(j.ID)
-		rec, dup, err := e.claimAndStart(ctx, j.ID, j.Seq)
-		if errors.Is(err, store.ErrNotFound) && recording { // published alongside its record: wait for it
+		// A job this node is recording: its message came before its record.
+		if recorded, recording := e.recording.Load(j.ID); recording {
 			e.at("awaiting record")
 			select {
 			case <-recorded.(chan struct{}):
 			case <-ctx.Done():
 				return false
 			}
-			rec, dup, err = e.claimAndStart(ctx, j.ID, j.Seq)
 		}
-		switch {
-		case errors.Is(err, store.ErrNotFound) && j.Delivered < noRecordDeliveries:
-			// Submitted on another node, whose record may still be on its way.
-			e.at("no record yet")
-			if err := j.Nak(time.Second); err != nil {
-				e.log.Warn("nak job", "job", j.ID, "err", err)
+		if pending = e.claimAhead(ctx, j); pending != nil {
+			before = pending.assumed
+		} else {
+			rec, dup, err := e.claimAndStart(ctx, j.ID, j.Seq)
+			if ack, done := e.unclaimed(j, dup, err); done {
+				return ack
 			}
-			return false
-		case errors.Is(err, store.ErrNotFound):
-			e.log.Error("dropping a message for a job with no record", "job", j.ID)
-			j.Term("no such job")
-			return false
-		case err != nil:
-			e.log.Warn("claim job message", "job", j.ID, "err", err)
-			return false // delivered again later
-		case dup:
-			e.log.Info("dropping a duplicate message for a job", "job", j.ID, "seq", j.Seq)
-			return true
+			before = rec
 		}
-		before = rec
 	}
 	defer e.claimed.Delete(j.ID) // if the job did not get to finish
+	defer e.pending.Delete(j.ID) // if the run did not take it
 	stop := e.heartbeat(ctx, j)
 	var err error
 	if before != nil {
 		err = e.runFrom(ctx, before)
 	} else {
 		err = e.runJob(ctx, j.ID)
+	}
+	if errors.Is(err, errClaimLost) {
+		// The claim found the job otherwise than this node recorded it: the run on the guest
+		// booted ahead was stopped before anything of it was written, and the job goes on from
+		// its record as the claim found it.
+		if ack, done := e.unclaimed(j, pending.dup, pending.err); done {
+			stop()
+			return ack
+		}
+		err = e.runFrom(ctx, pending.before)
 	}
 	stop()
 	if err != nil {
@@ -159,6 +156,32 @@ func (e *Engine) heartbeat(ctx context.Context, j *store.Job) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
+// unclaimed says what becomes of queue message j when its claim (claimAndStart) found the job
+// bound to another message (dup) or failed: done reports whether the message is done with, and
+// ack whether it is to be acknowledged.
+func (e *Engine) unclaimed(j *store.Job, dup bool, err error) (ack, done bool) {
+	switch {
+	case errors.Is(err, store.ErrNotFound) && j.Delivered < noRecordDeliveries:
+		// Submitted on another node, whose record may still be on its way.
+		e.at("no record yet")
+		if err := j.Nak(time.Second); err != nil {
+			e.log.Warn("nak job", "job", j.ID, "err", err)
+		}
+		return false, true
+	case errors.Is(err, store.ErrNotFound):
+		e.log.Error("dropping a message for a job with no record", "job", j.ID)
+		j.Term("no such job")
+		return false, true
+	case err != nil:
+		e.log.Warn("claim job message", "job", j.ID, "err", err)
+		return false, true // delivered again later
+	case dup:
+		e.log.Info("dropping a duplicate message for a job", "job", j.ID, "seq", j.Seq)
+		return true, true
+	}
+	return false, false
+}
+
 // claimAndStart binds job id to the queue message with sequence seq and, if the job is still
 // queued, marks it running, in one durable write. It returns the record as it was before (its
 // state says what runFrom does) and whether the job is bound to another message, which makes
@@ -167,10 +190,15 @@ func (e *Engine) claimAndStart(ctx context.Context, id string, seq uint64) (befo
 	if !store.ValidKey(id) {
 		return nil, false, fmt.Errorf("%w: job %q", store.ErrNotFound, id)
 	}
-	var claimed jobRecord
 	// A job submitted on this node with its guest booted ahead: its record as written saves
 	// reading it (a write in between fails the compare-and-set, and it is read then).
 	known, rev := e.bootRecord(id)
+	return e.claimFrom(ctx, id, seq, known, rev)
+}
+
+// claimFrom is claimAndStart starting from known, the record at revision rev (nil: read it).
+func (e *Engine) claimFrom(ctx context.Context, id string, seq uint64, known *jobRecord, rev uint64) (before *jobRecord, dup bool, err error) {
+	var claimed jobRecord
 	rev, err = updateJSONFrom(ctx, e, store.JobRecords, id, known, rev, func(r *jobRecord) error {
 		if r.Status.ID != id {
 			return fmt.Errorf("%w: job record %s names %s", errTamperedState, id, r.Status.ID)
@@ -285,6 +313,9 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	}
 	jobCtx, cancel, host := g.ctx, g.cancel, g.host
 	defer cancel(nil)
+	host.claim = e.takeClaim(st.ID)
+	stopLost := host.claim.stopIfLost(cancel)
+	defer stopLost()
 	defer host.dropEarly(context.WithoutCancel(ctx)) // if a path below did not (shutting down)
 	e.at("starting")
 	host.start(own)
@@ -292,6 +323,10 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 	runErr := <-g.ran
 	stopWatch()
 	host.done()
+	if err := host.claim.wait(); err != nil {
+		host.dropEarly(context.WithoutCancel(ctx)) // nothing of it was written
+		return err
+	}
 	e.at("ran")
 	var ab *abortError
 	aborted := errors.As(context.Cause(jobCtx), &ab)
