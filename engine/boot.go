@@ -7,7 +7,6 @@ import (
 
 	"github.com/styx-tee/styx/api"
 	"github.com/styx-tee/styx/party"
-	"github.com/styx-tee/styx/sandbox"
 )
 
 // A boot is the guest of an admitted job, started by the node that admitted it as soon as the
@@ -30,13 +29,13 @@ import (
 // if nothing was stored since the admission read them. Once the job is recorded, the boot
 // holds the record as written (recordAhead), and the claim writes over it without reading it.
 //
-// A guest the worker starts itself (execute) is held in a boot too, without timer.
+// A guest the worker starts itself (execute), or a spare it takes (spare.go), is held in a
+// boot too, without timer.
 type boot struct {
 	id     string
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	host   *jobHost
-	prog   *sandbox.Program
 	timer  *time.Timer
 	ran    chan error // the run's outcome, once it ends
 
@@ -85,7 +84,7 @@ func (e *Engine) bootAhead(caller *party.Identity, id string, spec *api.JobSpec)
 	}
 	if b == nil {
 		ctx, cancel := context.WithCancelCause(e.runCtx)
-		b = &boot{ctx: ctx, cancel: cancel, prog: prog, ran: make(chan error, 1), host: newHost(ctx, cancel)}
+		b = &boot{ctx: ctx, cancel: cancel, ran: make(chan error, 1), host: newHost(ctx, cancel)}
 		e.wg.Go(func() {
 			_, err := e.sb.RunProgram(ctx, prog, b.host)
 			b.ran <- err

@@ -304,7 +304,7 @@ func (e *Engine) execute(ctx context.Context, caller *party.Identity, st *api.Jo
 		}
 		defer prog.Close(ctx)
 		jobCtx, cancel := context.WithCancelCause(ctx)
-		g = &boot{id: st.ID, ctx: jobCtx, cancel: cancel, prog: prog, ran: make(chan error, 1),
+		g = &boot{id: st.ID, ctx: jobCtx, cancel: cancel, ran: make(chan error, 1),
 			host: e.newJobHost(jobCtx, cancel, caller.ID(), st.ID, spec)}
 		go func() {
 			_, err := e.sb.RunProgram(jobCtx, prog, g.host)

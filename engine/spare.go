@@ -79,7 +79,7 @@ func (e *Engine) takeSpare(sha string, newHost func(context.Context, context.Can
 	h := newHost(s.ctx, s.cancel)
 	s.host.bind(h)
 	e.at("spare taken")
-	return &boot{ctx: s.ctx, cancel: s.cancel, host: h, prog: e.cachedProgram(sha), ran: s.ran}
+	return &boot{ctx: s.ctx, cancel: s.cancel, host: h, ran: s.ran}
 }
 
 // dropSpare stops s unless a job took it.
